@@ -1,0 +1,92 @@
+"""The tweet message contract (one tweet per Kafka message) and its JSON codec.
+
+Wire format: UTF-8 JSON object, key = tweet id. Required: ``id`` (string), ``text`` (string),
+``created_at`` (RFC 3339, UTC). Optional: ``author``, ``lang``, ``source``, ``retweet_of``,
+``reply_to``, ``metrics``, ``v`` (schema version). Unknown fields are ignored here (the lake's raw
+layer keeps the exact bytes). msgspec decodes and type-checks in one pass, in C.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+import msgspec
+
+SCHEMA_VERSION: Final = 1
+MAX_MESSAGE_BYTES: Final = 64 * 1024
+
+
+class Author(msgspec.Struct, omit_defaults=True):
+    """Who posted a tweet, as far as the source knows."""
+
+    id: str | None = None
+    username: str | None = None
+    followers: int | None = None
+    verified: bool | None = None
+
+
+class Metrics(msgspec.Struct, omit_defaults=True):
+    """Public engagement counters at the time the source saw the tweet."""
+
+    likes: int | None = None
+    retweets: int | None = None
+    replies: int | None = None
+    quotes: int | None = None
+
+
+class Tweet(msgspec.Struct, omit_defaults=True):
+    """One post about crypto, as it travels on the `tweets` topic."""
+
+    id: str
+    text: str
+    created_at: datetime
+    author: Author | None = None
+    lang: str | None = None
+    source: str | None = None
+    retweet_of: str | None = None
+    reply_to: str | None = None
+    metrics: Metrics | None = None
+    v: int = SCHEMA_VERSION
+
+
+class InvalidTweet(ValueError):
+    """A message that breaks the contract; ``str(err)`` is the one-line reason for the DLQ."""
+
+
+_decoder: Final = msgspec.json.Decoder(Tweet)
+_encoder: Final = msgspec.json.Encoder()
+
+
+def decode_tweet(raw: bytes) -> Tweet:
+    """Decode and validate one message; raise InvalidTweet with a one-line reason."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise InvalidTweet(f"message is {len(raw)} bytes, over the {MAX_MESSAGE_BYTES}-byte limit")
+    try:
+        tweet = _decoder.decode(raw)
+    except msgspec.ValidationError as err:
+        raise InvalidTweet(f"schema: {err}") from None
+    except UnicodeDecodeError as err:
+        raise InvalidTweet(f"not UTF-8: {err}") from None
+    except msgspec.DecodeError as err:
+        raise InvalidTweet(f"not JSON: {err}") from None
+    if not tweet.id:
+        raise InvalidTweet("schema: `id` is empty")
+    if tweet.created_at.tzinfo is None:
+        raise InvalidTweet("schema: `created_at` has no UTC offset (RFC 3339 requires one)")
+    if "\x00" in tweet.text or "\x00" in tweet.id:
+        # PostgreSQL text cannot hold NUL; storing a altered text would break "byte for byte".
+        raise InvalidTweet("schema: `text` or `id` contains a NUL character")
+    if tweet.created_at.utcoffset():
+        tweet.created_at = tweet.created_at.astimezone(UTC)
+    return tweet
+
+
+def encode_tweet(tweet: Tweet) -> bytes:
+    """Encode a tweet as compact UTF-8 JSON (created_at in RFC 3339 UTC)."""
+    return _encoder.encode(tweet)
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC (what sources stamp as event time)."""
+    return datetime.now(UTC)

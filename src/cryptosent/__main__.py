@@ -1,0 +1,5 @@
+"""`python -m cryptosent` runs the CLI."""
+
+from cryptosent.cli import main
+
+main()

@@ -1,0 +1,117 @@
+"""Settings: prefix, DATABASE_URL, .env, masking."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cryptosent.config import Settings, mask_url_password
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in list(os.environ):
+        if key.startswith(("CRYPTOSENT_", "AWS_")) or key == "DATABASE_URL":
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)  # no .env / .stack of the developer's
+
+
+def test_defaults_match_the_local_stack() -> None:
+    s = Settings()
+    assert s.kafka_bootstrap == "127.0.0.1:9092"
+    assert s.topic == "tweets"
+    assert s.database_dsn() == "postgresql://cryptosent@127.0.0.1:55432/cryptosent"
+    assert s.s3_endpoint_url == "http://127.0.0.1:7070"
+
+
+def test_prefixed_variables_and_heroku_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRYPTOSENT_KAFKA_BOOTSTRAP", "broker:29092")
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:pw@db.example:5432/d")
+    s = Settings()
+    assert s.kafka_bootstrap == "broker:29092"
+    assert s.database_dsn() == "postgres://u:pw@db.example:5432/d"
+    monkeypatch.setenv("CRYPTOSENT_DATABASE_URL", "postgresql://x@h/y")
+    assert Settings().database_dsn() == "postgresql://x@h/y"
+
+
+def test_dotenv_overrides_stack_credentials_and_env_overrides_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".stack").mkdir()
+    (tmp_path / ".stack" / "credentials.env").write_text("AWS_ACCESS_KEY_ID=from-stack\n")
+    assert Settings().aws_access_key_id.get_secret_value() == "from-stack"  # type: ignore[union-attr]
+    (tmp_path / ".env").write_text("AWS_ACCESS_KEY_ID=from-dotenv\nCRYPTOSENT_TOPIC=t2\n")
+    s = Settings()
+    assert s.aws_access_key_id.get_secret_value() == "from-dotenv"  # type: ignore[union-attr]
+    assert s.topic == "t2"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-env")
+    assert Settings().aws_access_key_id.get_secret_value() == "from-env"  # type: ignore[union-attr]
+
+
+def test_empty_s3_endpoint_means_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRYPTOSENT_S3_ENDPOINT_URL", "")
+    assert Settings().s3_endpoint_url is None
+
+
+def test_sasl_settings_reach_the_kafka_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CRYPTOSENT_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("CRYPTOSENT_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("CRYPTOSENT_KAFKA_SASL_USERNAME", "svc")
+    monkeypatch.setenv("CRYPTOSENT_KAFKA_SASL_PASSWORD", "s3cret-value")
+    conf = Settings().kafka_config()
+    assert conf["security.protocol"] == "SASL_SSL"
+    assert conf["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert conf["sasl.password"] == "s3cret-value"
+
+
+def test_mask_url_password() -> None:
+    assert mask_url_password("postgresql://u:pw@h:1/d") == "postgresql://u:****@h:1/d"
+    assert mask_url_password("postgresql://u@h/d") == "postgresql://u@h/d"
+    assert mask_url_password("postgres://u:p%40ss@h/d?sslmode=require") == (
+        "postgres://u:****@h/d?sslmode=require"
+    )
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cryptosent", *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_config_json_has_the_brief_keys_and_masks_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:hunter2-pw@db:5432/prod")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-value-123")
+    monkeypatch.setenv("CRYPTOSENT_X_BEARER_TOKEN", "bearer-token-value-456")
+    result = run_cli("config", "--json")
+    assert result.returncode == 0, result.stderr
+    view = json.loads(result.stdout)
+    for key in ("kafka_bootstrap", "topic", "database_url", "lake_url", "s3_endpoint_url"):
+        assert key in view
+    assert view["database_url"] == "postgresql://app:****@db:5432/prod"
+    for secret in ("hunter2-pw", "aws-secret-value-123", "bearer-token-value-456"):
+        assert secret not in result.stdout
+    table = run_cli("config")
+    assert table.returncode == 0
+    assert "hunter2-pw" not in table.stdout and "aws-secret-value-123" not in table.stdout
+
+
+def test_unreachable_database_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("CRYPTOSENT_DATABASE_URL", f"postgresql://u:pw@127.0.0.1:{port}/d")
+    result = run_cli("db", "migrate")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"PostgreSQL unreachable at postgresql://u:****@127.0.0.1:{port}/d" in lines[0]
+    assert "cryptosent stack up" in lines[0]
+    assert "Traceback" not in result.stderr

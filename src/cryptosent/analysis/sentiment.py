@@ -1,0 +1,238 @@
+"""Sentiment of one post: the ``vader`` analyzer (exactly VADER) and the ``crypto`` analyzer.
+
+``crypto`` (the default) is VADER's rules over VADER's lexicon extended by
+``data/crypto_lexicon.tsv`` (crypto words, multi-word phrases, crypto emoji), with emoji read as
+whole sequences (variation selectors, skin tones and ZWJ sequences included). Both analyzers are
+built once per process and are pure: no I/O after construction. See docs/sentiment.md.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Protocol
+
+from cryptosent.analysis.vader import (
+    CACHE_LIMIT,
+    Scores,
+    TokenInfo,
+    VaderEngine,
+    load_vader_emoji,
+    load_vader_lexicon,
+    strip_punc_if_word,
+)
+
+__all__ = [
+    "ANALYZERS",
+    "Analyzer",
+    "CryptoAnalyzer",
+    "Scores",
+    "VaderAnalyzer",
+    "get_analyzer",
+    "label",
+    "score_batch",
+]
+
+ANALYZERS = ("crypto", "vader")
+
+# The presentation selectors and the five Fitzpatrick skin tones change how an emoji looks, not
+# what it means: "❤️" must read like "❤" and "👍🏽" like "👍".
+_EMOJI_MODIFIERS = {0xFE0E: None, 0xFE0F: None, **dict.fromkeys(range(0x1F3FB, 0x1F400))}
+_ZWJ = "\u200d"
+_PUNCTUATION = string.punctuation
+
+
+class Analyzer(Protocol):
+    """Anything that scores a text; get one with :func:`get_analyzer`."""
+
+    name: str
+
+    def scores(self, text: str) -> Scores:
+        """Score one text. Never raises on a str; all four numbers are in range."""
+        ...
+
+
+def label(compound: float) -> str:
+    """VADER's standard three classes: positive if compound >= 0.05, negative if <= -0.05."""
+    if compound >= 0.05:
+        return "positive"
+    if compound <= -0.05:
+        return "negative"
+    return "neutral"
+
+
+def score_batch(analyzer: Analyzer, texts: Sequence[str]) -> list[Scores]:
+    """Score many texts with one analyzer, in order."""
+    scores = analyzer.scores
+    return [scores(text) for text in texts]
+
+
+@cache
+def get_analyzer(name: str = "crypto") -> Analyzer:
+    """The shared analyzer called ``name`` (one of :data:`ANALYZERS`), built on first use."""
+    if name == "crypto":
+        return CryptoAnalyzer()
+    if name == "vader":
+        return VaderAnalyzer()
+    raise ValueError(f"unknown sentiment analyzer {name!r}: use one of {', '.join(ANALYZERS)}")
+
+
+class VaderAnalyzer(VaderEngine):
+    """VADER exactly: same numbers as vaderSentiment 3.3.2's ``polarity_scores``, faster."""
+
+    name: str = "vader"
+
+    def __init__(self) -> None:
+        super().__init__(load_vader_lexicon(), load_vader_emoji())
+
+
+@dataclass(frozen=True)
+class LexiconEntry:
+    """One line of a crypto lexicon file."""
+
+    token: str
+    valence: float
+    note: str
+
+
+def read_lexicon(text: str, source: str = "crypto_lexicon.tsv") -> list[LexiconEntry]:
+    """Parse ``token<TAB>valence<TAB>note`` lines; '#' comments and blank lines are skipped."""
+    entries = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split("\t")
+        try:
+            valence = float(fields[1])
+        except (IndexError, ValueError):
+            raise ValueError(
+                f"{source}:{number}: expected token<TAB>valence<TAB>note, got {line!r}"
+            ) from None
+        if not -4.0 <= valence <= 4.0:
+            raise ValueError(f"{source}:{number}: valence {valence} is outside -4..4")
+        token = " ".join(fields[0].split()).lower().translate(_EMOJI_MODIFIERS)
+        entries.append(LexiconEntry(token, valence, fields[2].strip() if len(fields) > 2 else ""))
+    return entries
+
+
+def _read_data(name: str) -> str:
+    return resources.files("cryptosent").joinpath("data", name).read_text(encoding="utf-8")
+
+
+def _words(text: str) -> Iterator[str]:
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            yield line.strip().lower()
+
+
+def _is_emoji(token: str) -> bool:
+    return all(ord(char) >= 0x2000 for char in token)
+
+
+def _phrase_key(phrase: str) -> str:
+    # A phrase is merged into one token joined by "_", which str.split() keeps whole.
+    return phrase.replace(" ", "_")
+
+
+def _char_class(chars: set[str]) -> str:
+    return "[" + "".join(re.escape(char) for char in sorted(chars)) + "]"
+
+
+class CryptoAnalyzer(VaderEngine):
+    """VADER's rules with a crypto lexicon, crypto emoji and multi-word crypto phrases."""
+
+    name: str = "crypto"
+
+    def __init__(self, lexicon_tsv: str | None = None, acronyms: str | None = None) -> None:
+        entries = read_lexicon(
+            lexicon_tsv if lexicon_tsv is not None else _read_data("crypto_lexicon.tsv")
+        )
+        emoji_valences = {e.token: e.valence for e in entries if _is_emoji(e.token)}
+        phrases = {e.token for e in entries if " " in e.token}
+        lexicon = load_vader_lexicon()
+        for entry in entries:
+            lexicon[_phrase_key(entry.token)] = entry.valence
+        self._crypto_tokens = frozenset(_phrase_key(e.token) for e in entries)
+        caps_neutral = _words(
+            acronyms if acronyms is not None else _read_data("crypto_acronyms.txt")
+        )
+        vader_emoji = load_vader_emoji()
+        super().__init__(lexicon, vader_emoji, self._clean_crypto_token, caps_neutral)
+
+        # Emoji are matched as whole sequences after dropping modifiers; a description keyed by
+        # the bare emoji wins over one keyed by a skin-toned variant.
+        self._emoji_text: dict[str, str] = {}
+        for key, description in sorted(
+            vader_emoji.items(), key=lambda kv: kv[0] != kv[0].translate(_EMOJI_MODIFIERS)
+        ):
+            self._emoji_text.setdefault(key.translate(_EMOJI_MODIFIERS), description)
+        for emoji in emoji_valences:
+            self._emoji_text[emoji] = emoji
+        starts = {key[0] for key in self._emoji_text if key and ord(key[0]) >= 128}
+        self._emoji_re = re.compile(
+            "[\U0001f1e6-\U0001f1ff]{2}"  # flags are pairs of regional indicators
+            f"|{_char_class(starts)}[\u20e3\U000e0020-\U000e007f]*"
+            f"(?:{_ZWJ}[^\\s\\x00-\\x7f][\u20e3\U000e0020-\U000e007f]*)*"
+        )
+
+        self._phrase_starts = frozenset(phrase.split(" ")[0] for phrase in phrases)
+        self._phrase_start_tokens: set[str] = set()
+        alternatives = sorted(phrases, key=len, reverse=True)
+        self._phrase_re = re.compile(
+            r"(?<!\w)(?:"
+            + "|".join(r"\s+".join(map(re.escape, p.split(" "))) for p in alternatives)
+            + r")(?!\w)",
+            re.IGNORECASE,
+        )
+
+    def _clean_crypto_token(self, token: str) -> str:
+        # VADER keeps a token unstripped when stripping leaves <= 2 chars (to save emoticons),
+        # which would hide "🚀!!" or "gm," from the lexicon; crypto terms are always stripped.
+        stripped = token.strip(_PUNCTUATION)
+        if stripped.lower() in self._crypto_tokens:
+            return stripped
+        return strip_punc_if_word(token)
+
+    def token_info(self, raw: str) -> TokenInfo:
+        """VADER's per-token facts, also noting tokens that may start a crypto phrase."""
+        info = self._cache.get(raw)
+        if info is None:
+            if len(self._cache) >= CACHE_LIMIT:
+                self._phrase_start_tokens.clear()
+            if raw.strip(_PUNCTUATION).lower() in self._phrase_starts:
+                self._phrase_start_tokens.add(raw)
+            info = super().token_info(raw)
+        return info
+
+    def _describe_emoji(self, match: re.Match[str]) -> str:
+        sequence = match.group()
+        if "\U0001f1e6" <= sequence[0] <= "\U0001f1ff":
+            # A flag names a country ("flag: United States"), which says nothing about mood.
+            return " "
+        text = self._emoji_text.get(sequence)
+        if text is None:
+            # An unknown ZWJ sequence reads as its parts ("👨‍🚀" unknown -> man, rocket).
+            text = " ".join(self._emoji_text.get(part, part) for part in sequence.split(_ZWJ))
+        return f" {text} "
+
+    def _merge_phrase(self, match: re.Match[str]) -> str:
+        return "_".join(match.group().split())
+
+    def scores(self, text: str) -> Scores:
+        """Score one text with VADER's rules and the crypto lexicon."""
+        if not text.isascii():
+            text = self._emoji_re.sub(self._describe_emoji, text.translate(_EMOJI_MODIFIERS))
+        words = text.split()
+        cache = self._cache
+        infos = [cache.get(w) or self.token_info(w) for w in words]
+        # Phrases are rare; the regex only runs when a word that can start one is present.
+        if not self._phrase_start_tokens.isdisjoint(words):
+            merged = self._phrase_re.sub(self._merge_phrase, text)
+            if merged != text:
+                text = merged
+                infos = [cache.get(w) or self.token_info(w) for w in text.split()]
+        return self.score_infos(infos, text)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 import string
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
 from importlib import resources
 from typing import Protocol
 
@@ -71,14 +71,24 @@ def score_batch(analyzer: Analyzer, texts: Sequence[str]) -> list[Scores]:
     return [scores(text) for text in texts]
 
 
-@cache
+_ANALYZERS: dict[str, Analyzer] = {}
+_BUILD_LOCK = threading.Lock()
+
+
 def get_analyzer(name: str = "crypto") -> Analyzer:
     """The shared analyzer called ``name`` (one of :data:`ANALYZERS`), built on first use."""
-    if name == "crypto":
-        return CryptoAnalyzer()
-    if name == "vader":
-        return VaderAnalyzer()
-    raise ValueError(f"unknown sentiment analyzer {name!r}: use one of {', '.join(ANALYZERS)}")
+    analyzer = _ANALYZERS.get(name)
+    if analyzer is None:
+        if name not in ANALYZERS:
+            raise ValueError(
+                f"unknown sentiment analyzer {name!r}: use one of {', '.join(ANALYZERS)}"
+            )
+        with _BUILD_LOCK:
+            analyzer = _ANALYZERS.get(name)
+            if analyzer is None:
+                analyzer = CryptoAnalyzer() if name == "crypto" else VaderAnalyzer()
+                _ANALYZERS[name] = analyzer
+    return analyzer
 
 
 class VaderAnalyzer(VaderEngine):

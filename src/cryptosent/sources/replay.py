@@ -19,11 +19,14 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Final, Literal, cast
+from typing import IO, TYPE_CHECKING, Final, Literal, cast
 
 import msgspec
 
 from cryptosent.model import Author, InvalidTweet, Tweet, decode_tweet, encode_tweet, utc_now
+
+if TYPE_CHECKING:
+    import _csv
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +149,8 @@ def read_replay(
         return _read_jsonl(file_path, report)
     if kind == "csv":
         mapping = {**DEFAULT_COLUMNS, **(columns or {})}
+        # Check the header now, so a wrong column mapping fails here and not mid-ingest.
+        _csv_header_positions(file_path, mapping)
         return _read_csv(file_path, mapping, report)
     raise ReplayError(f"unknown replay format {kind!r}: use 'jsonl' or 'csv'")
 
@@ -173,19 +178,33 @@ def _read_jsonl(path: Path, report: BadLineHandler) -> Iterator[Tweet]:
             report(line_number + 1, f"unreadable from here on: {err}")
 
 
-def _read_csv(
-    path: Path, mapping: Mapping[str, str | None], report: BadLineHandler
-) -> Iterator[Tweet]:
+def _csv_reader(binary: IO[bytes]) -> _csv.Reader:
+    text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    return csv.reader(text)
+
+
+def _csv_header_positions(path: Path, mapping: Mapping[str, str | None]) -> dict[str, int] | None:
+    """Column positions from the header, ``None`` for an empty file; ReplayError if unusable."""
     with _open_binary(path) as binary:
-        text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
-        reader = csv.reader(text)
+        reader = _csv_reader(binary)
         try:
             header = next(reader)
         except StopIteration:
-            return
+            return None
         except (csv.Error, EOFError, OSError, zlib.error) as err:
             raise ReplayError(f"{path}: cannot read the CSV header: {err}") from None
-        positions = _column_positions(path, header, mapping)
+        return _column_positions(path, header, mapping)
+
+
+def _read_csv(
+    path: Path, mapping: Mapping[str, str | None], report: BadLineHandler
+) -> Iterator[Tweet]:
+    positions = _csv_header_positions(path, mapping)
+    if positions is None:
+        return
+    with _open_binary(path) as binary:
+        reader = _csv_reader(binary)
+        next(reader)  # the header, already checked
         synthetic_ids = mapping.get("id") is None
         previous_end = reader.line_num
         while True:

@@ -147,8 +147,12 @@ def test_csv_synthetic_ids_and_missing_column(tmp_path: Path) -> None:
     tweets = list(read_replay(path, columns={"id": None, "created_at": "date"}))
     assert [t.id for t in tweets] == ["kaggle.csv:2", "kaggle.csv:3"]
 
+    # raised by the call itself, before any tweet is read
     with pytest.raises(ReplayError, match="no column 'id'"):
-        list(read_replay(path, columns={"created_at": "date"}))
+        read_replay(path, columns={"created_at": "date"})
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert list(read_replay(empty)) == []
 
 
 def test_format_inference_and_missing_file(tmp_path: Path) -> None:

@@ -237,12 +237,13 @@ class CryptoAnalyzer(VaderEngine):
         if not text.isascii():
             text = self._emoji_re.sub(self._describe_emoji, text.translate(_EMOJI_MODIFIERS))
         words = text.split()
-        cache = self._cache
-        infos = [cache.get(w) or self.token_info(w) for w in words]
+        if None in map(self._cache.get, words):
+            for word in words:
+                self.token_info(word)
         # Phrases are rare; the regex only runs when a word that can start one is present.
         if not self._phrase_start_tokens.isdisjoint(words):
             merged = self._phrase_re.sub(self._merge_phrase, text)
             if merged != text:
                 text = merged
-                infos = [cache.get(w) or self.token_info(w) for w in text.split()]
-        return self.score_infos(infos, text)
+                words = text.split()
+        return self.score_words(words, text)

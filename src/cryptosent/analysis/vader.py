@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import compress
+from operator import and_
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import NamedTuple, cast
 
 # vaderSentiment's empirically derived constants, unchanged.
 B_INCR = 0.293
@@ -83,17 +85,11 @@ _IDIOM_WORDS = frozenset(
 _PUNCTUATION = string.punctuation
 CACHE_LIMIT = 200_000
 
-# Indexes into the per-token info tuple (a tuple is much cheaper to read than an object):
-# lower-cased word, lexicon valence, valence if scored (not a booster), ALLCAPS, ALLCAPS that
-# counts as emphasis, negation word, part of a multi-word idiom.
-LOW: Final = 0
-LEX: Final = 1
-ACTIVE: Final = 2
-UPPER: Final = 3
-EMPH: Final = 4
-NEG: Final = 5
-IDIOM: Final = 6
-TokenInfo = tuple[str, float | None, float | None, bool, bool, bool, bool]
+# What the rules ask about one token, computed once per distinct token: lower-cased word,
+# lexicon valence, whether it is scored (in the lexicon, not a booster), ALLCAPS, ALLCAPS that
+# counts as emphasis, negation word, part of a multi-word idiom, booster increment.
+TokenInfo = tuple[str, float | None, bool, bool, bool, bool, bool, float | None]
+_OR_NOR = ("or", "nor")
 
 
 class Scores(NamedTuple):
@@ -173,25 +169,21 @@ def _normalize(score: float, alpha: float = 15) -> float:
     return norm_score
 
 
-def _but_check(sentiments: list[float], bi: int) -> None:
+def _but_check(values: list[float], positions: list[int], bi: int) -> None:
     # vaderSentiment looks each value up again with list.index(), so with repeated values it
     # rescales the first equal element, possibly several times, and never the later ones; that
-    # is reproduced literally (pop()+insert() at one index is an assignment). Zeros stay zeros
-    # whatever is done to them, so only the non-zero values are walked: this keeps the quadratic
-    # index() scan to the few scored words even in a 64 KiB text.
-    positions = [k for k, value in enumerate(sentiments) if value]
-    values = [sentiments[k] for k in positions]
+    # is reproduced literally (its pop()+insert() at one index is an assignment). Only scored
+    # words are walked: unscored ones are zeros, which stay zeros and never equal a non-zero
+    # value, so the quadratic index() scan stays small even in a 64 KiB text.
     for sentiment in values:
         si = values.index(sentiment)
         if positions[si] < bi:
             values[si] = sentiment * 0.5
         elif positions[si] > bi:
             values[si] = sentiment * 1.5
-    for k, value in zip(positions, values, strict=True):
-        sentiments[k] = value
 
 
-def _special_idioms_check(valence: float, lows: list[str], i: int) -> float:
+def _special_idioms_check(valence: float, lows: Sequence[str], i: int) -> float:
     onezero = f"{lows[i - 1]} {lows[i]}"
     twoonezero = f"{lows[i - 2]} {lows[i - 1]} {lows[i]}"
     twoone = f"{lows[i - 2]} {lows[i - 1]}"
@@ -257,118 +249,140 @@ class VaderEngine:
     def _make_info(self, word: str) -> TokenInfo:
         low = word.lower()
         lex = self.lexicon.get(low)
+        boost = BOOSTER_DICT.get(low)
         # Boosters are scored 0 before the lexicon is consulted, even when they are in it.
-        active = lex if low not in BOOSTER_DICT else None
+        scored = lex is not None and boost is None
         upper = word.isupper()
         # Conventionally capitalised words (tickers, ATH) still count for the differential,
         # they are just not shouted.
         emph = upper and low not in self._caps_neutral
-        return (low, lex, active, upper, emph, _negated(low), low in _IDIOM_WORDS)
+        return (low, lex, scored, upper, emph, _negated(low), low in _IDIOM_WORDS, boost)
 
     def scores(self, text: str) -> Scores:
         """Score one text; equal to ``polarity_scores`` when built with VADER's lexicons."""
         text = self.substitute_emoji(text)
-        cache = self._cache
-        infos = [cache.get(w) or self.token_info(w) for w in text.split()]
-        return self.score_infos(infos, text)
+        return self.score_words(text.split(), text)
 
-    def score_infos(self, infos: list[TokenInfo], text: str) -> Scores:
-        """Apply VADER's rules to prepared tokens; ``text`` is only used to count '!' and '?'."""
-        n = len(infos)
-        if n == 0:
+    def score_words(self, words: list[str], text: str) -> Scores:
+        """Apply VADER's rules to the whitespace-split ``words`` of ``text``.
+
+        ``text`` itself is only used to count '!' and '?'.
+        """
+        found = list(map(self._cache.get, words))
+        if None in found:
+            token_info = self.token_info
+            infos = [info or token_info(w) for info, w in zip(found, words, strict=True)]
+        else:
+            infos = cast(list[TokenInfo], found)
+        if not infos:
             return EMPTY_SCORES
-        actives = [i for i in range(n) if infos[i][ACTIVE] is not None]
-        if not actives:
+        lows, lexs, scored, uppers, emphs, negs, idioms, boosts = zip(*infos, strict=True)
+        if True not in scored:
             return NEUTRAL_SCORES
-        lows = [info[LOW] for info in infos]
-        n_upper = sum([info[UPPER] for info in infos])
-        cap_diff = 0 < n_upper < n
-        sentiments: list[float] = [0] * n
-        for i in actives:
+        n = len(lows)
+        cap_diff = 0 < sum(uppers) < n
+        positions = list(compress(range(n), scored))
+        values: list[float] = []
+        append = values.append
+        idiom_pairs: bool | None = None
+        for i in positions:
             low = lows[i]
             if low == "kind" and i < n - 1 and lows[i + 1] == "of":
+                append(0)
                 continue
-            sentiments[i] = self._valence(infos, lows, i, cap_diff)
-        if "but" in lows:
-            _but_check(sentiments, lows.index("but"))
-        return _score_valence(sentiments, text)
-
-    @staticmethod
-    def _valence(infos: list[TokenInfo], lows: list[str], i: int, cap_diff: bool) -> float:
-        info = infos[i]
-        lex = info[ACTIVE]
-        assert lex is not None
-        n = len(infos)
-        valence: float = lex
-        if i > 0:
-            prev1 = lows[i - 1]
-            if lows[i] == "no" and i != n - 1 and infos[i + 1][LEX] is not None:
+            lex = lexs[i]
+            valence = lex
+            # "no" as a negation of the next lexicon word rather than a word of its own.
+            if i:
+                w1 = lows[i - 1]
+                if low == "no" and i != n - 1 and lexs[i + 1] is not None:
+                    valence = 0.0
+                if w1 == "no" or (
+                    i > 1
+                    and (lows[i - 2] == "no" or (i > 2 and lows[i - 3] == "no" and w1 in _OR_NOR))
+                ):
+                    valence = lex * N_SCALAR
+            elif low == "no" and n > 1 and lexs[1] is not None:
                 valence = 0.0
-            if (
-                prev1 == "no"
-                or (i > 1 and lows[i - 2] == "no")
-                or (i > 2 and lows[i - 3] == "no" and prev1 in ("or", "nor"))
-            ):
-                valence = lex * N_SCALAR
-        elif lows[i] == "no" and n > 1 and infos[1][LEX] is not None:
-            valence = 0.0
-        if info[EMPH] and cap_diff:
-            valence = valence + C_INCR if valence > 0 else valence - C_INCR
+            if emphs[i] and cap_diff:
+                valence = valence + C_INCR if valence > 0 else valence - C_INCR
 
-        for start_i in range(3 if i > 2 else i):
-            prev = infos[i - (start_i + 1)]
-            if prev[LEX] is not None:
-                continue
-            # scalar_inc_dec()
-            scalar = 0.0
-            boost = BOOSTER_DICT.get(prev[LOW])
-            if boost is not None:
-                scalar = boost
-                if valence < 0:
-                    scalar *= -1
-                if prev[EMPH] and cap_diff:
-                    scalar = scalar + C_INCR if valence > 0 else scalar - C_INCR
-            if start_i == 1 and scalar != 0:
-                scalar = scalar * 0.95
-            elif start_i == 2 and scalar != 0:
-                scalar = scalar * 0.9
-            valence = valence + scalar
-            # _negation_check()
-            if start_i == 0:
-                if prev[NEG]:
+            # The three preceding words: boosters, negations, idioms (unrolled for speed).
+            if i and lexs[i - 1] is None:
+                scalar = 0.0
+                boost = boosts[i - 1]
+                if boost is not None:
+                    scalar = boost
+                    if valence < 0:
+                        scalar *= -1
+                    if emphs[i - 1] and cap_diff:
+                        scalar = scalar + C_INCR if valence > 0 else scalar - C_INCR
+                valence = valence + scalar
+                if negs[i - 1]:
                     valence = valence * N_SCALAR
-            elif start_i == 1:
+            if i > 1 and lexs[i - 2] is None:
+                scalar = 0.0
+                boost = boosts[i - 2]
+                if boost is not None:
+                    scalar = boost
+                    if valence < 0:
+                        scalar *= -1
+                    if emphs[i - 2] and cap_diff:
+                        scalar = scalar + C_INCR if valence > 0 else scalar - C_INCR
+                    if scalar != 0:
+                        scalar = scalar * 0.95
+                valence = valence + scalar
                 w2, w1 = lows[i - 2], lows[i - 1]
                 if w2 == "never" and (w1 == "so" or w1 == "this"):
                     valence = valence * 1.25
                 elif w2 == "without" and w1 == "doubt":
                     pass
-                elif prev[NEG]:
+                elif negs[i - 2]:
                     valence = valence * N_SCALAR
-            else:
+            if i > 2 and lexs[i - 3] is None:
+                scalar = 0.0
+                boost = boosts[i - 3]
+                if boost is not None:
+                    scalar = boost
+                    if valence < 0:
+                        scalar *= -1
+                    if emphs[i - 3] and cap_diff:
+                        scalar = scalar + C_INCR if valence > 0 else scalar - C_INCR
+                    if scalar != 0:
+                        scalar = scalar * 0.9
+                valence = valence + scalar
                 w3, w2, w1 = lows[i - 3], lows[i - 2], lows[i - 1]
                 # vaderSentiment's operator precedence: (never and so/this) or w1 is so/this.
                 if (w3 == "never" and (w2 == "so" or w2 == "this")) or (w1 == "so" or w1 == "this"):
                     valence = valence * 1.25
                 elif w3 == "without" and (w2 == "doubt" or w1 == "doubt"):
                     pass
-                elif prev[NEG]:
+                elif negs[i - 3]:
                     valence = valence * N_SCALAR
-                if any(infos[j][IDIOM] for j in range(i - 3, min(i + 3, n))):
+                # Every idiom and multi-word booster has two adjacent idiom words.
+                if idiom_pairs is None:
+                    idiom_pairs = any(map(and_, idioms, idioms[1:]))
+                if idiom_pairs:
                     valence = _special_idioms_check(valence, lows, i)
 
-        # _least_check()
-        if i > 0 and lows[i - 1] == "least" and infos[i - 1][LEX] is None:
-            if i > 1:
-                if lows[i - 2] != "at" and lows[i - 2] != "very":
+            # "least" negates, except in "at least" and "very least".
+            if i and lows[i - 1] == "least" and lexs[i - 1] is None:
+                if i > 1:
+                    if lows[i - 2] != "at" and lows[i - 2] != "very":
+                        valence = valence * N_SCALAR
+                else:
                     valence = valence * N_SCALAR
-            else:
-                valence = valence * N_SCALAR
-        return valence
+            append(valence)
+        if "but" in lows:
+            _but_check(values, positions, lows.index("but"))
+        return _score_valence(values, n, text)
 
 
-def _score_valence(sentiments: list[float], text: str) -> Scores:
-    sum_s = float(sum(sentiments))
+def _score_valence(values: list[float], n: int, text: str) -> Scores:
+    # ``values`` are the sentiments of the scored words in text order; the other n - len(values)
+    # words are zeros, which change neither sum (x + 0 == x, and a running sum that starts at
+    # int 0 is never -0.0) nor the positive/negative sums.
+    sum_s = float(sum(values))
     punct_emph_amplifier = _punctuation_emphasis(text)
     if sum_s > 0:
         sum_s += punct_emph_amplifier
@@ -378,14 +392,14 @@ def _score_valence(sentiments: list[float], text: str) -> Scores:
 
     pos_sum = 0.0
     neg_sum = 0.0
-    neu_count = 0
-    for score in sentiments:
+    neu_count = n
+    for score in values:
         if score > 0:
             pos_sum += float(score) + 1
+            neu_count -= 1
         elif score < 0:
             neg_sum += float(score) - 1
-        else:
-            neu_count += 1
+            neu_count -= 1
     if pos_sum > math.fabs(neg_sum):
         pos_sum += punct_emph_amplifier
     elif pos_sum < math.fabs(neg_sum):

@@ -1,0 +1,529 @@
+"""Mock crypto-Twitter: realistic, deterministic, and fast enough to saturate Kafka.
+
+Tweets look like the real feed: coins drawn by popularity from ``coins.csv``, cashtags, hashtags,
+plain names, slang, emoji (with variation selectors and skin tones), @mentions, t.co links,
+retweets, replies, posts in several languages, airdrop spam bots, heavy-tailed follower counts,
+and now and then a *market event*: for a while one coin gets extra volume and strongly positive
+(pump) or negative (crash) posts. Templates and vocabulary are data files
+(``mock_templates.txt``, ``mock_vocab.toml``).
+
+Faker runs only in the constructor (the author pool); each tweet costs a few ``random()`` calls
+and one string join, and ``encoded()`` writes the JSON from precomputed fragments. The same seed
+and clock give the same tweets, byte for byte.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+import re
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, Final, Literal, NamedTuple, TypeVar
+
+import msgspec
+
+from cryptosent.analysis.coins import COINS, Coin
+from cryptosent.model import Author, Metrics, Tweet, utc_now
+
+__all__ = ["MarketEvent", "MockGenerator"]
+
+SOURCE: Final = "mock"
+# Twitter's snowflake epoch (2010-11-04T01:42:54.657Z): ids look like real 19-digit tweet ids.
+_SNOWFLAKE_EPOCH_MS: Final = 1_288_834_974_657
+
+# Market events, counted in tweets. A new event starts at most 8,500 tweets after the previous
+# one started (duration + gap), so every 10,000 consecutive tweets see at least one start.
+_FIRST_EVENT_MAX: Final = 2_500
+_EVENT_LENGTH: Final = (400, 1_500)
+_EVENT_GAP: Final = (1_500, 7_000)
+_PUMP_PROBABILITY: Final = 0.55
+
+_HUMANS: Final = 3_000
+_BOTS: Final = 150
+_RING: Final = 512  # recent posts that retweets and replies refer to
+_TABLE: Final = 8_192  # size of the lookup tables that replace weighted choices
+
+_KINDS: Final = ("positive", "neutral", "negative", "pump", "crash", "reply", "spam")
+_SLOTS: Final = frozenset(
+    {
+        "coin", "cashtag", "ticker", "name", "hashtag", "coin2", "emoji_pos", "emoji_neg",
+        "emoji", "user", "url", "spam_url", "tag", "pct", "big_pct", "tf", "amount", "n",
+    }
+)  # fmt: skip
+_SLOT_RE: Final = re.compile(r"\{([a-z_0-9]+)\}")
+_HANDLE_OK: Final = re.compile(r"[^A-Za-z0-9_]")
+_ALNUM: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class MarketEvent:
+    """A burst of extra, one-sided posts about one coin, between two tweet indexes."""
+
+    coin: str
+    kind: Literal["pump", "crash"]
+    start_index: int
+    """Index of the first tweet of the event (0 = the generator's first tweet)."""
+    end_index: int
+    """Index one past the event's last tweet."""
+    share: float
+    """Fraction of tweets in the window that are event posts about ``coin``."""
+
+    def __contains__(self, index: object) -> bool:
+        """Whether the tweet with this index falls inside the event window."""
+        return isinstance(index, int) and self.start_index <= index < self.end_index
+
+
+class _CoinForms(NamedTuple):
+    ticker: str
+    cashtag: str
+    name: str
+    hashtags: tuple[str, ...]
+    mentions: tuple[str, ...]  # what {coin} draws from, repeated by preference
+    lower: str
+
+
+# A recent original post that retweets and replies can point at: (id, username, text, lang, coin).
+_Post = tuple[str, str, str, str, "_CoinForms"]
+
+
+# One generated tweet before encoding, a plain tuple because it is built 100,000s of times a second:
+# (index, text, author index, lang, retweet_of, reply_to, likes, retweets, replies, quotes).
+_Record = tuple[int, str, int, str, str | None, str | None, int, int, int, int]
+
+
+Template = tuple[str, ...]
+"""Literal, slot, literal, slot, ..., literal (odd positions are slot names)."""
+
+
+def _read_data(name: str) -> str:
+    return resources.files("cryptosent.data").joinpath(name).read_text(encoding="utf-8")
+
+
+def parse_templates(text: str) -> dict[tuple[str, str], list[Template]]:
+    """Parse ``mock_templates.txt``: ``[lang kind]`` sections of one template a line."""
+    sections: dict[tuple[str, str], list[Template]] = {}
+    current: list[Template] | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("# ") or line == "#":
+            continue
+        where = f"mock_templates.txt line {number}"
+        if line.startswith("[") and line.endswith("]"):
+            parts = line[1:-1].split()
+            if len(parts) != 2 or parts[1] not in _KINDS:
+                raise ValueError(f"{where}: expected [lang kind] with kind in {_KINDS}")
+            current = sections.setdefault((parts[0], parts[1]), [])
+            continue
+        if current is None:
+            raise ValueError(f"{where}: template before the first [lang kind] section")
+        pieces = _SLOT_RE.split(line)
+        unknown = set(pieces[1::2]) - _SLOTS
+        if unknown:
+            raise ValueError(f"{where}: unknown slot(s) {sorted(unknown)}")
+        current.append(tuple(pieces))
+    return sections
+
+
+def _weighted_table(items: Sequence[_T], weights: Sequence[float], size: int = _TABLE) -> list[_T]:
+    """A list of ``size`` items in proportion to ``weights``: t[random index] is a weighted draw."""
+    cumulative: list[float] = []
+    total = 0.0
+    for weight in weights:
+        total += weight
+        cumulative.append(total)
+    return [items[bisect.bisect_left(cumulative, (k + 0.5) * total / size)] for k in range(size)]
+
+
+def _coin_forms(coin: Coin) -> _CoinForms:
+    cashtag = "$" + coin.ticker
+    hashtags = ["#" + coin.name.replace(" ", "").replace(".", ""), "#" + coin.ticker]
+    hashtags += ["#" + tag for tag in coin.hashtags[:2]]
+    hashtags = list(dict.fromkeys(hashtags))
+    # How people write a coin: mostly cashtags and names, bare tickers less, hashtags least.
+    mentions = [cashtag] * 8 + [coin.name] * 6 + [coin.ticker] * 3 + hashtags
+    return _CoinForms(
+        coin.ticker, cashtag, coin.name, tuple(hashtags), tuple(mentions), coin.ticker.lower()
+    )
+
+
+def _random_seed() -> int:
+    return random.SystemRandom().getrandbits(63)
+
+
+class MockGenerator:
+    """Deterministic stream of realistic crypto tweets; see the module docstring."""
+
+    def __init__(self, seed: int | None = None, clock: Callable[[], datetime] = utc_now) -> None:
+        """Build the author pool and lookup tables; ``clock`` stamps ``created_at``."""
+        self.seed: Final[int] = _random_seed() if seed is None else seed
+        self._clock = clock
+        self._rng = random.Random(self.seed)
+        self.events: list[MarketEvent] = []
+        """Market events started so far, in order (the last one may still be running)."""
+        self.count = 0
+        """How many tweets this generator has made; the next tweet has this index."""
+
+        vocab: dict[str, Any] = tomllib.loads(_read_data("mock_vocab.toml"))
+        self._templates = parse_templates(_read_data("mock_templates.txt"))
+        mix = vocab["mix"]
+        self._p_retweet: float = mix["retweet"]
+        self._p_reply: float = mix["reply"]
+        self._p_spam: float = mix["spam"]
+        self._p_emoji_slot: float = mix["emoji_slot"]
+        self._p_tail_emoji: float = mix["tail_emoji"]
+        self._p_tail_hashtag: float = mix["tail_hashtag"]
+        self._p_tail_url: float = mix["tail_url"]
+        self._event_share: tuple[float, float] = (mix["event_share_min"], mix["event_share_max"])
+        self._emoji: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in vocab["emoji"].items()}
+        words = vocab["words"]
+        self._timeframes: tuple[str, ...] = tuple(words["timeframes"])
+        self._tags: tuple[str, ...] = tuple(words["hashtags"])
+        self._amounts: tuple[str, ...] = tuple(words["amounts"])
+        self._spam_links: tuple[str, ...] = tuple(vocab["links"]["spam"])
+
+        coins = list(COINS.values())
+        self._forms = [_coin_forms(c) for c in coins]
+        self._coin_table = _weighted_table(self._forms, [c.weight for c in coins])
+        # Events favour big coins less than chatter does, so smaller coins get their moment too.
+        eventful = [(f, c) for f, c in zip(self._forms, coins, strict=True)]
+        eventful = [(f, c) for f, c in eventful if c.ticker not in set(words["no_events"])]
+        self._event_coins = [f for f, _ in eventful]
+        self._event_cumulative: list[float] = []
+        for _, c in eventful:
+            previous = self._event_cumulative[-1] if self._event_cumulative else 0.0
+            self._event_cumulative.append(previous + math.sqrt(c.weight))
+
+        sentiments = vocab["sentiment"]
+        self._sentiment_table = _weighted_table(list(sentiments), list(sentiments.values()), 100)
+        languages = vocab["languages"]
+        missing = [lang for lang in languages if (lang, "positive") not in self._templates]
+        if (
+            missing
+            or ("en", "reply") not in self._templates
+            or ("en", "spam") not in self._templates
+        ):
+            raise ValueError(f"mock_templates.txt lacks sections for languages {missing or ['en']}")
+        language_table = _weighted_table(list(languages), list(languages.values()), 1000)
+
+        self._build_authors(vocab["handles"], language_table)
+        self._urls = tuple(
+            "https://t.co/" + "".join(self._rng.choices(_ALNUM, k=10)) for _ in range(400)
+        )
+        self._ring: list[_Post] = []
+        self._ring_pos = 0
+        self._id_base: int | None = None
+        self._lang_tail: dict[str, bytes] = {}
+
+        self._next_change = self._rng.randint(300, _FIRST_EVENT_MAX)
+        self._active: MarketEvent | None = None
+        self._active_forms: _CoinForms | None = None
+
+        self._fill = self._slot_functions()
+
+    # ----------------------------------------------------------------- construction helpers
+
+    def _build_authors(self, handles: dict[str, list[str]], language_table: list[str]) -> None:
+        from faker import Faker  # only here: Faker is slow, tweets never touch it
+
+        fake = Faker("en_US")
+        fake.seed_instance(self.seed)
+        rng = self._rng
+        names: list[str] = []
+        seen: set[str] = set()
+
+        def add(handle: str) -> None:
+            handle = _HANDLE_OK.sub("", handle)[:15]
+            if handle and handle.lower() not in seen:
+                seen.add(handle.lower())
+                names.append(handle)
+
+        while len(names) < _HUMANS:
+            if rng.random() < 0.3:
+                stem = rng.choice(handles["stems"])
+                if rng.random() < 0.5:
+                    stem = stem.capitalize()
+                add(rng.choice(handles["prefixes"]) + stem + rng.choice(handles["suffixes"]))
+            else:
+                add(fake.user_name() + (str(rng.randint(1, 999)) if rng.random() < 0.3 else ""))
+        while len(names) < _HUMANS + _BOTS:
+            stem = rng.choice(handles["bot_stems"])
+            add(f"{stem}_{fake.first_name().lower()}{rng.randint(10, 99999)}")
+
+        authors: list[Author] = []
+        langs: list[str] = []
+        reach: list[float] = []
+        for i, username in enumerate(names):
+            if i < _HUMANS:
+                # Log-normal follower counts, median ~270, with a long tail of influencers.
+                followers = min(int(math.exp(rng.gauss(5.6, 1.9))), 150_000_000)
+                verified = rng.random() < (0.6 if followers >= 100_000 else 0.01)
+                langs.append(language_table[rng.randrange(len(language_table))])
+            else:
+                followers = rng.randint(0, 60)
+                verified = False
+                langs.append("en")
+            author_id = str(rng.randrange(10**8, 10**19))
+            authors.append(Author(id=author_id, username=username, followers=followers,
+                                  verified=verified))  # fmt: skip
+            reach.append(followers**0.6)
+        self._authors = authors
+        self._author_json = [msgspec.json.encode(a) for a in authors]
+        self._author_lang = langs
+        self._author_reach = reach
+        self._usernames = tuple(names[:_HUMANS])  # bots are never @mentioned
+        # A few accounts post far more than others.
+        activity = [min(rng.paretovariate(1.5), 40.0) for _ in range(_HUMANS)]
+        self._author_table = _weighted_table(list(range(_HUMANS)), activity)
+
+    # ------------------------------------------------------------------------------ slots
+
+    def _pick(self, items: Sequence[_T]) -> _T:
+        return items[int(self._rng.random() * len(items))]
+
+    def _slot_functions(self) -> dict[str, Callable[[_CoinForms], str]]:
+        """One function per template slot; closures over locals, as they run for every tweet."""
+        rand = self._rng.random
+        coin_table = self._coin_table
+        usernames, urls, tags = self._usernames, self._urls, self._tags
+        timeframes, amounts = self._timeframes, self._amounts
+        pos, neg, neutral = self._emoji["positive"], self._emoji["negative"], self._emoji["neutral"]
+        with_emoji = self._p_emoji_slot
+
+        def coin2(coin: _CoinForms) -> str:
+            other = coin
+            while other is coin:
+                other = coin_table[int(rand() * _TABLE)]
+            return other.cashtag if rand() < 0.6 else other.name
+
+        def spam_url(coin: _CoinForms) -> str:
+            code = "".join(self._rng.choices(_ALNUM, k=7))
+            link = self._pick(self._spam_links)
+            return link.format(coin=coin.lower, code=code, n=int(rand() * 90_000) + 1_000)
+
+        return {
+            "coin": lambda c: c.mentions[int(rand() * len(c.mentions))],
+            "cashtag": lambda c: c.cashtag,
+            "ticker": lambda c: c.ticker,
+            "name": lambda c: c.name,
+            "hashtag": lambda c: c.hashtags[int(rand() * len(c.hashtags))],
+            "coin2": coin2,
+            "emoji_pos": lambda c: pos[int(rand() * len(pos))] if rand() < with_emoji else "",
+            "emoji_neg": lambda c: neg[int(rand() * len(neg))] if rand() < with_emoji else "",
+            "emoji": lambda c: neutral[int(rand() * len(neutral))] if rand() < with_emoji else "",
+            "user": lambda c: "@" + usernames[int(rand() * len(usernames))],
+            "url": lambda c: urls[int(rand() * len(urls))],
+            "spam_url": spam_url,
+            "tag": lambda c: tags[int(rand() * len(tags))],
+            "pct": lambda c: f"{rand() * 9 + 0.5:.1f}%",
+            "big_pct": lambda c: f"{int(rand() * 70) + 15}%",
+            "tf": lambda c: timeframes[int(rand() * len(timeframes))],
+            "amount": lambda c: amounts[int(rand() * len(amounts))],
+            "n": lambda c: str(int(rand() * 9) + 2),
+        }
+
+    def _render(self, template: Template, coin: _CoinForms) -> str:
+        if len(template) == 1:
+            return template[0]
+        out = [template[0]]
+        fill = self._fill
+        for i in range(1, len(template), 2):
+            out.append(fill[template[i]](coin))
+            out.append(template[i + 1])
+        # An empty slot at the end ({emoji_pos} left out) must not leave a trailing space.
+        return "".join(out).rstrip()
+
+    # ------------------------------------------------------------------------------ events
+
+    def _update_events(self, index: int) -> None:
+        rng = self._rng
+        if self._active is not None:  # the running event ends here
+            self._active = self._active_forms = None
+            self._next_change = index + rng.randint(*_EVENT_GAP)
+            return
+        draw = rng.random() * self._event_cumulative[-1]
+        forms = self._event_coins[bisect.bisect_left(self._event_cumulative, draw)]
+        kind: Literal["pump", "crash"] = "pump" if rng.random() < _PUMP_PROBABILITY else "crash"
+        end = index + rng.randint(*_EVENT_LENGTH)
+        share = rng.uniform(*self._event_share)
+        self._active = MarketEvent(forms.ticker, kind, index, end, round(share, 3))
+        self._active_forms = forms
+        self.events.append(self._active)
+        self._next_change = end
+
+    # ---------------------------------------------------------------------------- tweets
+
+    def _next(self) -> _Record:
+        """Make the next tweet as a plain record (shared by tweets() and encoded())."""
+        index = self.count
+        self.count = index + 1
+        if index >= self._next_change:
+            self._update_events(index)
+        rand = self._rng.random
+        templates = self._templates
+        ring = self._ring
+        author = self._author_table[int(rand() * _TABLE)]
+        lang = self._author_lang[author]
+
+        event = self._active
+        if event is not None and rand() < event.share:
+            kind = event.kind
+            if (lang, kind) not in templates or rand() < 0.3:
+                lang = "en"
+            coin = self._active_forms
+            assert coin is not None
+            choices = templates[lang, kind]
+            text = self._render(choices[int(rand() * len(choices))], coin)
+            return self._original(index, author, lang, coin, text)
+
+        roll = rand()
+        if ring and roll < self._p_retweet:
+            parent = ring[int(rand() * len(ring))]
+            text = f"RT @{parent[1]}: {parent[2]}"
+            return (index, text, author, parent[3], parent[0], None, 0, 0, 0, 0)
+        roll -= self._p_retweet
+        if ring and roll < self._p_reply:
+            parent_id, parent_user, _, parent_lang, parent_coin = ring[int(rand() * len(ring))]
+            # Replies follow the thread's language when the generator can write it.
+            lang = parent_lang if (parent_lang, "reply") in templates else "en"
+            choices = templates[lang, "reply"]
+            body = self._render(choices[int(rand() * len(choices))], parent_coin)
+            likes = int(self._author_reach[author] * rand() ** 3)
+            text = f"@{parent_user} {body}"
+            return (index, text, author, lang, None, parent_id, likes, likes // 8, 0, 0)
+        roll -= self._p_reply
+        coin = self._coin_table[int(rand() * _TABLE)]
+        if roll < self._p_spam:
+            bot = _HUMANS + int(rand() * _BOTS)
+            choices = templates["en", "spam"]
+            text = self._render(choices[int(rand() * len(choices))], coin)
+            return (index, text, bot, "en", None, None, 0, int(rand() * 3), 0, 0)
+
+        if rand() < 0.1:
+            lang = "en"
+        sentiment = self._sentiment_table[int(rand() * 100)]
+        choices = templates[lang, sentiment]
+        text = self._render(choices[int(rand() * len(choices))], coin)
+        # Tails: what people add after the sentence.
+        if rand() < self._p_tail_hashtag:
+            text = f"{text} {coin.hashtags[int(rand() * len(coin.hashtags))]}"
+            if rand() < 0.4:
+                text = f"{text} {self._pick(self._tags)}"
+        if rand() < self._p_tail_emoji:
+            text = f"{text} {self._pick(self._emoji[sentiment])}"
+        if rand() < self._p_tail_url:
+            text = f"{text} {self._pick(self._urls)}"
+        return self._original(index, author, lang, coin, text)
+
+    def _original(self, index: int, author: int, lang: str, coin: _CoinForms, text: str) -> _Record:
+        rand = self._rng.random
+        # Engagement grows with reach, but most posts get little of it.
+        reach = self._author_reach[author]
+        likes = int(reach * rand() ** 3)
+        # Retweets and replies go to a sample of recent posts, the widely read ones first.
+        if rand() * 40.0 < reach:
+            post = (self._id(index), self._usernames[author], text, lang, coin)
+            if len(self._ring) < _RING:
+                self._ring.append(post)
+            else:
+                self._ring[self._ring_pos] = post
+                self._ring_pos = (self._ring_pos + 1) % _RING
+        return (index, text, author, lang, None, None, likes, likes // 5, likes // 9, likes // 30)
+
+    def _id(self, index: int) -> str:
+        if self._id_base is None:
+            raise RuntimeError("tweet ids are assigned only while generating")
+        return str(self._id_base + index)
+
+    def _start_batch(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValueError("the mock generator's clock must return timezone-aware datetimes")
+        now = now.astimezone(UTC)
+        if self._id_base is None:
+            # Snowflake layout: milliseconds since Twitter's epoch, then 22 bits; the seed
+            # picks the "worker" bits so two generators started together rarely collide.
+            millis = int(now.timestamp() * 1000) - _SNOWFLAKE_EPOCH_MS
+            self._id_base = (millis << 22) | ((self.seed & 0x3FF) << 12)
+        return now
+
+    def tweets(self, n: int) -> list[Tweet]:
+        """The next ``n`` tweets, all stamped with one reading of the clock."""
+        now = self._start_batch()
+        out: list[Tweet] = []
+        for _ in range(n):
+            (index, text, author, lang, retweet_of, reply_to, likes, retweets, replies, quotes) = (
+                self._next()
+            )
+            a = self._authors[author]
+            out.append(
+                Tweet(
+                    id=self._id(index),
+                    text=text,
+                    created_at=now,
+                    author=Author(a.id, a.username, a.followers, a.verified),
+                    lang=lang,
+                    source=SOURCE,
+                    retweet_of=retweet_of,
+                    reply_to=reply_to,
+                    metrics=Metrics(likes, retweets, replies, quotes),
+                )
+            )
+        return out
+
+    def encoded(self, n: int) -> list[tuple[bytes, bytes]]:
+        """The next ``n`` tweets as Kafka (key, value) pairs: the id and the tweet's JSON.
+
+        Byte for byte what ``encode_tweet`` gives for the same tweets from ``tweets()``.
+        """
+        now = self._start_batch()
+        encode = msgspec.json.encode
+        # Everything but the text, the ids and the counters is a precomputed JSON fragment.
+        created = b',"created_at":' + encode(now) + b',"author":'
+        authors = self._author_json
+        base = self._id_base
+        assert base is not None
+        lang_tail = self._lang_tail
+        next_record = self._next
+        out: list[tuple[bytes, bytes]] = []
+        append = out.append
+        for _ in range(n):
+            (index, text, author, lang, retweet_of, reply_to, likes, retweets, replies, quotes) = (
+                next_record()
+            )
+            key = b"%d" % (base + index)
+            tail = lang_tail.get(lang)
+            if tail is None:
+                tail = lang_tail[lang] = b',"lang":%s,"source":"%s"' % (
+                    encode(lang),
+                    SOURCE.encode(),
+                )
+            if retweet_of is not None:
+                tail += b',"retweet_of":"%s"' % retweet_of.encode()
+            elif reply_to is not None:
+                tail += b',"reply_to":"%s"' % reply_to.encode()
+            append(
+                (
+                    key,
+                    b'{"id":"%s","text":%s%s%s%s,"metrics":'
+                    b'{"likes":%d,"retweets":%d,"replies":%d,"quotes":%d}}'
+                    % (
+                        key,
+                        encode(text),
+                        created,
+                        authors[author],
+                        tail,
+                        likes,
+                        retweets,
+                        replies,
+                        quotes,
+                    ),
+                )
+            )
+        return out

@@ -35,6 +35,7 @@ __all__ = ["MarketEvent", "MockGenerator"]
 SOURCE: Final = "mock"
 # Twitter's snowflake epoch (2010-11-04T01:42:54.657Z): ids look like real 19-digit tweet ids.
 _SNOWFLAKE_EPOCH_MS: Final = 1_288_834_974_657
+_WORKER_BITS: Final = 10
 
 # Market events, counted in tweets. A new event starts at most 8,500 tweets after the previous
 # one started (duration + gap), so every 10,000 consecutive tweets see at least one start.
@@ -439,7 +440,7 @@ class MockGenerator:
     def _id(self, index: int) -> str:
         if self._id_base is None:
             raise RuntimeError("tweet ids are assigned only while generating")
-        return str(self._id_base + index)
+        return str(self._id_base + (index << _WORKER_BITS))
 
     def _start_batch(self) -> datetime:
         now = self._clock()
@@ -447,10 +448,13 @@ class MockGenerator:
             raise ValueError("the mock generator's clock must return timezone-aware datetimes")
         now = now.astimezone(UTC)
         if self._id_base is None:
-            # Snowflake layout: milliseconds since Twitter's epoch, then 22 bits; the seed
-            # picks the "worker" bits so two generators started together rarely collide.
+            # Snowflake layout: milliseconds since Twitter's epoch << 22, plus the tweet counter
+            # above 10 "worker" bits drawn from the seed. Generators with different worker bits
+            # never collide; a later run starts above an earlier run's ids unless the earlier
+            # one outpaced 4 million tweets/s.
             millis = int(now.timestamp() * 1000) - _SNOWFLAKE_EPOCH_MS
-            self._id_base = (millis << 22) | ((self.seed & 0x3FF) << 12)
+            worker = random.Random(self.seed).getrandbits(_WORKER_BITS)
+            self._id_base = (millis << 22) | worker
         return now
 
     def tweets(self, n: int) -> list[Tweet]:
@@ -497,7 +501,7 @@ class MockGenerator:
             (index, text, author, lang, retweet_of, reply_to, likes, retweets, replies, quotes) = (
                 next_record()
             )
-            key = b"%d" % (base + index)
+            key = b"%d" % (base + (index << _WORKER_BITS))
             tail = lang_tail.get(lang)
             if tail is None:
                 tail = lang_tail[lang] = b',"lang":%s,"source":"%s"' % (

@@ -189,15 +189,13 @@ class CryptoAnalyzer(VaderEngine):
             f"(?:{_ZWJ}[^\\s\\x00-\\x7f][\u20e3\U000e0020-\U000e007f]*)*"
         )
 
-        self._phrase_starts = frozenset(phrase.split(" ")[0] for phrase in phrases)
-        self._phrase_start_tokens: set[str] = set()
-        alternatives = sorted(phrases, key=len, reverse=True)
-        self._phrase_re = re.compile(
-            r"(?<!\w)(?:"
-            + "|".join(r"\s+".join(map(re.escape, p.split(" "))) for p in alternatives)
-            + r")(?!\w)",
-            re.IGNORECASE,
-        )
+        # Phrases by first word, longest first, so "pump and dump" wins over a shorter one.
+        self._phrases: dict[str, list[tuple[str, ...]]] = {}
+        for phrase in sorted(phrases, key=lambda p: -len(p.split(" "))):
+            parts = tuple(phrase.split(" "))
+            self._phrases.setdefault(parts[0], []).append(parts)
+        # Raw tokens seen so far that can start a phrase (filled as tokens enter the cache).
+        self._phrase_start_tokens: dict[str, list[tuple[str, ...]]] = {}
 
     def _clean_crypto_token(self, token: str) -> str:
         # VADER keeps a token unstripped when stripping leaves <= 2 chars (to save emoticons),
@@ -213,8 +211,10 @@ class CryptoAnalyzer(VaderEngine):
         if info is None:
             if len(self._cache) >= CACHE_LIMIT:
                 self._phrase_start_tokens.clear()
-            if raw.strip(_PUNCTUATION).lower() in self._phrase_starts:
-                self._phrase_start_tokens.add(raw)
+            # A phrase starts at a word that may have leading punctuation only: "(to the moon".
+            candidates = self._phrases.get(raw.lstrip(_PUNCTUATION).lower())
+            if candidates is not None and raw.rstrip(_PUNCTUATION) == raw:
+                self._phrase_start_tokens[raw] = candidates
             info = super().token_info(raw)
         return info
 
@@ -229,8 +229,27 @@ class CryptoAnalyzer(VaderEngine):
             text = " ".join(self._emoji_text.get(part, part) for part in sequence.split(_ZWJ))
         return f" {text} "
 
-    def _merge_phrase(self, match: re.Match[str]) -> str:
-        return "_".join(match.group().split())
+    def _merge_phrases(self, words: list[str]) -> list[str]:
+        # Inner words must match exactly (no punctuation between phrase words), the last one
+        # may carry trailing punctuation: "to the moon!!" yes, "rug, pull" no.
+        starts = self._phrase_start_tokens
+        merged: list[str] = []
+        i, n = 0, len(words)
+        while i < n:
+            word = words[i]
+            step = 1
+            for parts in starts.get(word, ()):
+                k = len(parts)
+                if (
+                    i + k <= n
+                    and all(words[i + j].lower() == parts[j] for j in range(1, k - 1))
+                    and words[i + k - 1].rstrip(_PUNCTUATION).lower() == parts[-1]
+                ):
+                    word, step = "_".join(words[i : i + k]), k
+                    break
+            merged.append(word)
+            i += step
+        return merged
 
     def scores(self, text: str) -> Scores:
         """Score one text with VADER's rules and the crypto lexicon."""
@@ -240,10 +259,7 @@ class CryptoAnalyzer(VaderEngine):
         if None in map(self._cache.get, words):
             for word in words:
                 self.token_info(word)
-        # Phrases are rare; the regex only runs when a word that can start one is present.
-        if not self._phrase_start_tokens.isdisjoint(words):
-            merged = self._phrase_re.sub(self._merge_phrase, text)
-            if merged != text:
-                text = merged
-                words = text.split()
+        # Phrases are rare: words are only walked when one of them can start a phrase.
+        if not self._phrase_start_tokens.keys().isdisjoint(words):
+            words = self._merge_phrases(words)
         return self.score_words(words, text)

@@ -101,6 +101,7 @@ class Scores(NamedTuple):
     neg: float
 
 
+_new_scores = tuple.__new__
 EMPTY_SCORES = Scores(0.0, 0.0, 0.0, 0.0)
 NEUTRAL_SCORES = Scores(0.0, 0.0, 1.0, 0.0)
 
@@ -146,27 +147,6 @@ def _negated(word_lower: str) -> bool:
     # vaderSentiment's negated() lower-cases its already lower-cased input once more.
     word = word_lower.lower()
     return word in NEGATE or "n't" in word
-
-
-def _punctuation_emphasis(text: str) -> float:
-    ep_count = text.count("!")
-    if ep_count > 4:
-        ep_count = 4
-    ep_amplifier = ep_count * 0.292
-    qm_count = text.count("?")
-    qm_amplifier: float = 0
-    if qm_count > 1:
-        qm_amplifier = qm_count * 0.18 if qm_count <= 3 else 0.96
-    return ep_amplifier + qm_amplifier
-
-
-def _normalize(score: float, alpha: float = 15) -> float:
-    norm_score = score / math.sqrt((score * score) + alpha)
-    if norm_score < -1.0:
-        return -1.0
-    if norm_score > 1.0:
-        return 1.0
-    return norm_score
 
 
 def _but_check(values: list[float], positions: list[int], bi: int) -> None:
@@ -260,7 +240,8 @@ class VaderEngine:
 
     def scores(self, text: str) -> Scores:
         """Score one text; equal to ``polarity_scores`` when built with VADER's lexicons."""
-        text = self.substitute_emoji(text)
+        if not (self._emoji_all_ascii_free and text.isascii()):
+            text = text.translate(self.emoji_table)
         return self.score_words(text.split(), text)
 
     def score_words(self, words: list[str], text: str) -> Scores:
@@ -383,12 +364,24 @@ def _score_valence(values: list[float], n: int, text: str) -> Scores:
     # words are zeros, which change neither sum (x + 0 == x, and a running sum that starts at
     # int 0 is never -0.0) nor the positive/negative sums.
     sum_s = float(sum(values))
-    punct_emph_amplifier = _punctuation_emphasis(text)
+    # _punctuation_emphasis(), inlined
+    ep_count = text.count("!")
+    if ep_count > 4:
+        ep_count = 4
+    qm_count = text.count("?")
+    qm_amplifier: float = 0
+    if qm_count > 1:
+        qm_amplifier = qm_count * 0.18 if qm_count <= 3 else 0.96
+    punct_emph_amplifier = ep_count * 0.292 + qm_amplifier
     if sum_s > 0:
         sum_s += punct_emph_amplifier
     elif sum_s < 0:
         sum_s -= punct_emph_amplifier
-    compound = _normalize(sum_s)
+    compound = sum_s / math.sqrt((sum_s * sum_s) + 15)
+    if compound < -1.0:
+        compound = -1.0
+    elif compound > 1.0:
+        compound = 1.0
 
     pos_sum = 0.0
     neg_sum = 0.0
@@ -405,9 +398,13 @@ def _score_valence(values: list[float], n: int, text: str) -> Scores:
     elif pos_sum < math.fabs(neg_sum):
         neg_sum -= punct_emph_amplifier
     total = pos_sum + math.fabs(neg_sum) + neu_count
-    return Scores(
-        round(compound, 4),
-        round(math.fabs(pos_sum / total), 3),
-        round(math.fabs(neu_count / total), 3),
-        round(math.fabs(neg_sum / total), 3),
+    # tuple.__new__ skips NamedTuple's Python-level constructor.
+    return _new_scores(
+        Scores,
+        (
+            round(compound, 4),
+            round(math.fabs(pos_sum / total), 3),
+            round(math.fabs(neu_count / total), 3),
+            round(math.fabs(neg_sum / total), 3),
+        ),
     )

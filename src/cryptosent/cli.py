@@ -8,13 +8,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from cryptosent.config import Settings, get_settings, mask_url_password
+
+if TYPE_CHECKING:
+    from cryptosent.ingest import BatchSupplier, IngestStats
+    from cryptosent.process import ProcessStats
 
 app = typer.Typer(
     name="cryptosent",
@@ -199,6 +203,281 @@ def db_migrate() -> None:
             out.print(f"[green]✓[/] {migration.version:04d} {migration.name}")
     else:
         out.print("schema up to date")
+
+
+# ---------------------------------------------------------------------------------- ingest ---
+def parse_rate(text: str) -> float | None:
+    """'2000/min', '50/s', '2000' (per minute) or 'max' -> messages per second (None = max)."""
+    value = text.strip().lower()
+    if value == "max":
+        return None
+    number, _, unit = value.partition("/")
+    per = {"": 60.0, "min": 60.0, "m": 60.0, "s": 1.0, "sec": 1.0, "h": 3600.0}.get(unit.strip())
+    try:
+        amount = float(number)
+    except ValueError:
+        amount = -1.0
+    if per is None or amount <= 0:
+        raise typer.BadParameter(f"{text!r}: use N/min, N/s or max (e.g. 2000/min)")
+    return amount / per
+
+
+def run_ingest(
+    supply: BatchSupplier,
+    *,
+    what: str,
+    rate_per_s: float | None,
+    count: int | None = None,
+    duration_s: float | None = None,
+) -> IngestStats:
+    """Produce from supply to the tweets topic with a live progress line; exit 1 on losses."""
+    from confluent_kafka import Producer
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from cryptosent.ingest import (
+        KafkaUnavailable,
+        StopSignal,
+        check_topic,
+        produce,
+        producer_config,
+    )
+
+    settings = get_settings()
+    producer = Producer(producer_config(settings.kafka_config()))
+    try:
+        check_topic(producer, settings.topic, settings.kafka_bootstrap)
+    except KafkaUnavailable as exc:
+        fail(str(exc))
+    columns = [
+        TextColumn(f"[bold]{what}[/]"),
+        BarColumn(bar_width=None if count else 0),
+        TextColumn("{task.fields[line]}"),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=err, transient=False) as progress, StopSignal() as stop:
+        task = progress.add_task(what, total=count, line="connecting")
+
+        def show(stats: IngestStats) -> None:
+            line = (
+                f"sent {stats.delivered:,} · {stats.rate_per_s:,.0f}/s "
+                f"({stats.rate_per_s * 60:,.0f}/min) · failed {stats.failed:,} · "
+                f"in flight {stats.in_flight:,}"
+            )
+            progress.update(task, completed=stats.delivered, line=line)
+
+        stats = produce(
+            supply,
+            producer=producer,
+            topic=settings.topic,
+            rate_per_s=rate_per_s,
+            count=count,
+            duration_s=duration_s,
+            on_progress=show,
+            stop=stop,
+        )
+    out.print(
+        f"{what}: {stats.delivered:,} delivered to {settings.topic!r}, {stats.failed:,} failed, "
+        f"{stats.elapsed:.1f} s, {stats.rate_per_s:,.0f} tweets/s"
+        + (" (interrupted, flushed)" if stats.interrupted else "")
+    )
+    if stats.failed:
+        fail(f"{stats.failed:,} tweets were not delivered: {stats.last_error}")
+    return stats
+
+
+@app.command()
+def generate(
+    rate: Annotated[
+        str, typer.Option(help="Tweets per minute ('2000/min'), per second ('50/s') or 'max'.")
+    ] = "2000/min",
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after N tweets.")] = None,
+    duration: Annotated[float | None, typer.Option(min=0.1, help="Stop after S seconds.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Deterministic output for a given seed.")] = None,
+) -> None:
+    """Produce realistic mock crypto tweets to Kafka (Ctrl-C flushes and stops)."""
+    from cryptosent.sources.mock import MockGenerator
+
+    rate_per_s = parse_rate(rate)
+    generator = MockGenerator(seed=seed)
+    run_ingest(
+        generator.encoded,
+        what="generate",
+        rate_per_s=rate_per_s,
+        count=count,
+        duration_s=duration,
+    )
+
+
+@app.command()
+def replay(
+    path: Annotated[Path, typer.Argument(help="JSON Lines or CSV file (.gz allowed).")],
+    speed: Annotated[
+        float | None, typer.Option(min=0.0001, help="Original rhythm sped up X times.")
+    ] = None,
+    rate: Annotated[
+        str | None, typer.Option(help="Fixed rate instead ('500/min', '50/s', 'max').")
+    ] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="jsonl or csv (default: from the suffix).")
+    ] = None,
+    column: Annotated[
+        list[str] | None,
+        typer.Option(help="CSV column mapping FIELD=COLUMN, e.g. --column text=tweet_text."),
+    ] = None,
+    restamp: Annotated[
+        bool, typer.Option(help="Set created_at to now (live demos) instead of the original.")
+    ] = False,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after N tweets.")] = None,
+) -> None:
+    """Replay tweets from a file into Kafka; bad lines are reported with their number, skipped."""
+    from cryptosent.ingest import encoded, iterator_supplier
+    from cryptosent.sources.replay import ReplayError, paced, read_replay
+
+    if speed is not None and rate is not None:
+        fail("use --speed or --rate, not both")
+    if fmt not in (None, "jsonl", "csv"):
+        fail(f"--format {fmt!r}: use jsonl or csv")
+    mapping: dict[str, str | None] = {}
+    for item in column or []:
+        field, sep, name = item.partition("=")
+        if not sep or not field:
+            fail(f"--column {item!r}: use FIELD=COLUMN")
+        mapping[field.strip()] = name.strip() or None
+    bad_lines = 0
+
+    def report(line_number: int, reason: str) -> None:
+        nonlocal bad_lines
+        bad_lines += 1
+        if bad_lines <= 20:
+            err.print(f"{path}:{line_number}: skipped: {reason}", highlight=False, markup=False)
+        elif bad_lines == 21:
+            err.print("(more bad lines: only the count is shown from here on)")
+
+    try:
+        tweets = read_replay(path, fmt=fmt, columns=mapping, on_bad_line=report)  # type: ignore[arg-type]
+    except ReplayError as exc:
+        fail(str(exc))
+    rate_per_s = parse_rate(rate) if rate else None
+    stream = paced(tweets, speed=speed, rate_per_s=rate_per_s, restamp=restamp)
+    try:
+        live = speed is not None or rate_per_s is not None
+        supply = iterator_supplier(encoded(stream), max_batch=1 if live else None)
+        run_ingest(supply, what="replay", rate_per_s=None, count=count)
+    finally:
+        if bad_lines:
+            err.print(f"{bad_lines:,} bad line(s) skipped in {path}")
+
+
+@app.command()
+def stream(
+    source: Annotated[str, typer.Argument(help="x (X API v2 filtered stream) or bluesky.")],
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after N tweets.")] = None,
+    duration: Annotated[float | None, typer.Option(min=0.1, help="Stop after S seconds.")] = None,
+) -> None:
+    """Stream live posts about crypto into Kafka (reconnects by itself; Ctrl-C stops)."""
+    from cryptosent.ingest import encoded, iterator_supplier
+
+    settings = get_settings()
+    if source == "x":
+        from cryptosent.sources.x_api import XFilteredStream, XStreamError
+
+        if settings.x_bearer_token is None:
+            fail("no X bearer token: set CRYPTOSENT_X_BEARER_TOKEN (X API v2, filtered stream)")
+        try:
+            x = XFilteredStream(settings.x_bearer_token.get_secret_value())
+            tweets = x.iter_tweets()
+            run_ingest(
+                iterator_supplier(encoded(tweets), max_batch=1), what="stream x", rate_per_s=None,
+                count=count, duration_s=duration,
+            )  # fmt: skip
+        except XStreamError as exc:
+            fail(str(exc))
+    elif source == "bluesky":
+        from cryptosent.sources.bluesky import JetstreamError, JetstreamSource
+
+        try:
+            jetstream = JetstreamSource(
+                settings.jetstream_url, cursor_path=settings.stack_dir / "jetstream.cursor"
+            )
+            run_ingest(
+                iterator_supplier(encoded(jetstream.iter_tweets()), max_batch=1),
+                what="stream bluesky",
+                rate_per_s=None, count=count, duration_s=duration,
+            )  # fmt: skip
+        except JetstreamError as exc:
+            fail(str(exc))
+    else:
+        fail(f"unknown source {source!r}: choose x or bluesky")
+
+
+# --------------------------------------------------------------------------------- process ---
+def setup_logging(verbose: bool = False) -> None:
+    """Structured (key=value) logs on stderr; INFO with --verbose, else WARNING."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(
+            "ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)r",
+            datefmt="%Y-%m-%dT%H:%M:%S%z",
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+@app.command()
+def process(
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Exit 0 once caught up with the topic.")
+    ] = False,
+    lake: Annotated[bool, typer.Option(help="Write the lake (raw + Parquet).")] = True,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Prometheus /metrics port (0 = off).")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log INFO too.")] = False,
+) -> None:
+    """Consume tweets, score them, store them in the lake and PostgreSQL (Ctrl-C stops cleanly)."""
+    from cryptosent.ingest import KafkaUnavailable, StopSignal, check_topic
+    from cryptosent.process import build_processor
+    from cryptosent.sinks.lake import LakeError
+    from cryptosent.sinks.migrations import migrate
+
+    setup_logging(verbose)
+    settings = get_settings()
+    with user_errors(settings):
+        migrate(settings.database_dsn())
+        from confluent_kafka import Producer
+
+        probe = Producer(settings.kafka_config())
+        try:
+            check_topic(probe, settings.topic, settings.kafka_bootstrap)
+        except KafkaUnavailable as exc:
+            fail(str(exc))
+        with StopSignal() as stop, err.status("joining the consumer group ...") as status:
+
+            def show(stats: ProcessStats) -> None:
+                lag = "?" if stats.lag is None else f"{stats.lag:,}"
+                status.update(
+                    f"processed {stats.consumed:,} · {stats.rate_per_s:,.0f}/s · "
+                    f"stored {stats.stored:,} · dlq {stats.dlq:,} · lag {lag} · "
+                    f"lake objects {stats.lake_objects:,}"
+                )
+
+            try:
+                processor = build_processor(
+                    settings, until_idle=until_idle, with_lake=lake, metrics_port=metrics_port,
+                    stop=stop, on_progress=show,
+                )  # fmt: skip
+                stats = processor.run()
+            except LakeError as exc:
+                fail(str(exc))
+    out.print(
+        f"process: {stats.consumed:,} consumed, {stats.stored:,} stored, "
+        f"{stats.duplicates:,} duplicate ids skipped, {stats.dlq:,} dead-lettered, "
+        f"{stats.lake_objects:,} lake objects"
+    )
 
 
 # ------------------------------------------------------------------------------------ demo ---

@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION", "CRYPTOSENT_AWS_REGION"),
     )
 
+    # --- Processor -------------------------------------------------------------------------------
+    batch_size: int = Field(default=5000, ge=1, le=100_000)
+    lake_flush_seconds: float = Field(default=60.0, gt=0)
+    lake_flush_rows: int = Field(default=200_000, ge=1)
+    metrics_port: int = Field(default=9108, ge=0, le=65535)
+
     # --- Live sources ----------------------------------------------------------------------------
     x_bearer_token: SecretStr | None = None
     jetstream_url: str = "wss://jetstream2.us-east.bsky.network/subscribe"

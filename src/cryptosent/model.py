@@ -9,7 +9,7 @@ layer keeps the exact bytes). msgspec decodes and type-checks in one pass, in C.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Final
+from typing import Annotated, Final
 
 import msgspec
 
@@ -17,22 +17,26 @@ SCHEMA_VERSION: Final = 1
 MAX_MESSAGE_BYTES: Final = 64 * 1024
 
 
+# counters must fit PostgreSQL's bigint (and Arrow's int64)
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
 class Author(msgspec.Struct, omit_defaults=True):
     """Who posted a tweet, as far as the source knows."""
 
     id: str | None = None
     username: str | None = None
-    followers: int | None = None
+    followers: Count | None = None
     verified: bool | None = None
 
 
 class Metrics(msgspec.Struct, omit_defaults=True):
     """Public engagement counters at the time the source saw the tweet."""
 
-    likes: int | None = None
-    retweets: int | None = None
-    replies: int | None = None
-    quotes: int | None = None
+    likes: Count | None = None
+    retweets: Count | None = None
+    replies: Count | None = None
+    quotes: Count | None = None
 
 
 class Tweet(msgspec.Struct, omit_defaults=True):

@@ -51,7 +51,7 @@ class KafkaServer:
             return False
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self.address, "logger": _QUIET})
+        admin = AdminClient({"bootstrap.servers": self.address}, logger=_QUIET)
         try:
             admin.list_topics(timeout=2)
         except Exception:

@@ -70,11 +70,27 @@ create table alerts (
 );
 create index alerts_created_idx on alerts (created_at desc);
 
+-- Per sink ('postgres', 'lake'), the next Kafka offset it has not yet durably written.
+-- The postgres row is updated in the same transaction as the tweets; the lake row right after
+-- its objects are written. A restarted processor seeks to the lower of the two.
 create table kafka_offsets (
     consumer_group text not null,
     topic          text not null,
     partition      integer not null,
+    sink           text not null,
     next_offset    bigint not null,
     updated_at     timestamptz not null default now(),
-    primary key (consumer_group, topic, partition)
+    primary key (consumer_group, topic, partition, sink)
+);
+
+-- Lake objects being written and not yet covered by the lake's offsets. Whatever is left here
+-- after a crash is deleted before its partition is processed again, so a replay never leaves
+-- a duplicate object behind.
+create table lake_intents (
+    id             bigserial primary key,
+    consumer_group text not null,
+    topic          text not null,
+    partitions     integer[] not null,
+    keys           text[] not null,
+    created_at     timestamptz not null default now()
 );

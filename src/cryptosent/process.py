@@ -1,0 +1,529 @@
+"""The processor: consume `tweets` in batches -> validate -> score -> sinks -> commit.
+
+Exactly-once effect: each sink keeps its own next offset per partition in PostgreSQL (the
+PostgreSQL sink in the same transaction as its rows; the lake right after its objects are
+durable). On assignment the consumer seeks to the lowest of them and each sink skips what it
+already has, so a crash at any point replays without loss and without double counting. Kafka's
+committed offsets follow (the lowest over sinks) for lag monitoring and as a fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_INVALID,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from cryptosent.analysis.sentiment import get_analyzer
+from cryptosent.batch import ScoredBatch, score_tweets
+from cryptosent.config import Settings
+from cryptosent.ingest import StopSignal
+from cryptosent.metrics import ProcessorMetrics
+from cryptosent.model import InvalidTweet, Tweet, decode_tweet
+from cryptosent.sinks.lake import Lake, LakeBuffer, LakeError, render
+from cryptosent.sinks.postgres import LAKE, POSTGRES, PostgresSink, StaleBatch
+from cryptosent.sources.backoff import Backoff
+
+log = logging.getLogger("cryptosent.process")
+
+Ranges = dict[int, tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class ProcessorOptions:
+    """Tuning knobs of the consumer loop."""
+
+    batch_size: int = 5000
+    poll_timeout_s: float = 0.25
+    lake_flush_interval_s: float = 60.0
+    lake_flush_rows: int = 200_000
+    until_idle: bool = False
+    idle_check_s: float = 1.0
+    retry_max_s: float = 30.0
+
+
+@dataclass
+class ProcessStats:
+    """Counters since the start, for the status line and the exit summary."""
+
+    consumed: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dlq: int = 0
+    lake_objects: int = 0
+    batches: int = 0
+    retries: int = 0
+    lag: int | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate_per_s(self) -> float:
+        """Consumed messages per second since the start."""
+        elapsed = time.monotonic() - self.started
+        return self.consumed / elapsed if elapsed > 0 else 0.0
+
+
+def consumer_config(kafka: dict[str, str], group: str) -> dict[str, Any]:
+    """Consumer settings: manual commits after the sinks, read from the start of a new group."""
+    return {
+        **kafka,
+        "group.id": group,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": False,
+        # a sink outage is waited out with retries; stay in the group meanwhile
+        "max.poll.interval.ms": 600_000,
+        "session.timeout.ms": 30_000,
+        "fetch.min.bytes": 1,
+        # a long-poll fetch holds the broker connection; keep it short so offset queries for
+        # lag and --until-idle are not stuck behind it
+        "fetch.wait.max.ms": 100,
+        "queued.max.messages.kbytes": 256 * 1024,
+    }
+
+
+class Processor:
+    """One member of the processor consumer group."""
+
+    def __init__(
+        self,
+        *,
+        consumer: Consumer,
+        topic: str,
+        dlq_topic: str,
+        dlq: Producer,
+        postgres: PostgresSink,
+        lake: Lake | None,
+        options: ProcessorOptions = ProcessorOptions(),
+        metrics: ProcessorMetrics | None = None,
+        stop: StopSignal | None = None,
+        on_progress: Callable[[ProcessStats], None] | None = None,
+    ) -> None:
+        self.consumer = consumer
+        self.topic = topic
+        self.dlq_topic = dlq_topic
+        self.dlq = dlq
+        self.postgres = postgres
+        self.lake = lake
+        self.options = options
+        self.metrics = metrics or ProcessorMetrics(None)
+        self.stop = stop
+        self.on_progress = on_progress
+        self.stats = ProcessStats()
+        self.crypto = get_analyzer("crypto")
+        self.vader = get_analyzer("vader")
+        self.assigned: set[int] = set()
+        self.assignment_seen = False
+        # per partition, the next offset each sink still needs
+        self.pg_next: dict[int, int] = {}
+        self.lake_next: dict[int, int] = {}
+        self.buffer = LakeBuffer()
+        self.last_flush = time.monotonic()
+        self.retry = Backoff.exponential(initial=0.5, maximum=options.retry_max_s)
+
+    # ---- group membership -----------------------------------------------------------------------
+    def subscribe(self) -> None:
+        """Join the group; partitions arrive through the rebalance callbacks."""
+        self.consumer.subscribe(
+            [self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )  # fmt: skip
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        numbers = [tp.partition for tp in partitions]
+        self._with_retry("resume", lambda: self._prepare_partitions(numbers))
+        committed = {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=30)}
+        start: list[TopicPartition] = []
+        for number in numbers:
+            pg, lk = self.pg_next.get(number), self.lake_next.get(number)
+            kafka = committed.get(number, OFFSET_INVALID)
+            if pg is not None and lk is not None:
+                offset = min(pg, lk)
+            elif kafka is not None and kafka >= 0:
+                offset = kafka
+            else:
+                # a sink without any stored offset needs the partition from its beginning
+                offset = OFFSET_BEGINNING
+            start.append(TopicPartition(self.topic, number, offset))
+        consumer.assign(start)
+        self.assigned = set(numbers)
+        self.assignment_seen = True
+        log.info("assigned partitions %s", ",".join(f"{t.partition}@{t.offset}" for t in start))
+
+    def _prepare_partitions(self, numbers: list[int]) -> None:
+        """Load each sink's offsets and delete lake objects a crashed writer left behind."""
+        stored = self.postgres.stored_offsets(numbers)
+        for number in numbers:
+            sinks = stored.get(number, {})
+            self.pg_next[number] = sinks.get(POSTGRES, -1)
+            self.lake_next[number] = sinks.get(LAKE, -1) if self.lake else self.pg_next[number]
+            if self.pg_next[number] < 0:
+                self.pg_next.pop(number)
+            if self.lake_next.get(number, 0) < 0:
+                self.lake_next.pop(number)
+        if self.lake is not None:
+            for intent, keys in self.postgres.abandoned_lake_writes(numbers):
+                self.lake.delete(keys)
+                self.postgres.forget_lake_write(intent)
+                log.info("deleted %d lake objects of an unfinished write", len(keys))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # flush before the partitions move, so the next owner starts from stored offsets
+        self._flush_lake(force=True)
+        self._commit_kafka()
+        consumer.unassign()
+        self._forget([tp.partition for tp in partitions])
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # another member may already own them: drop unflushed data, its owner will redo it
+        self.buffer.clear()
+        self._forget([tp.partition for tp in partitions])
+
+    def _forget(self, numbers: list[int]) -> None:
+        for number in numbers:
+            self.assigned.discard(number)
+            self.pg_next.pop(number, None)
+            self.lake_next.pop(number, None)
+
+    # ---- the loop -------------------------------------------------------------------------------
+    def run(self) -> ProcessStats:
+        """Consume until stopped (or, with until_idle, until caught up); flush and commit."""
+        self.subscribe()
+        last_idle_check = 0.0
+        last_progress = 0.0
+        try:
+            while not (self.stop is not None and self.stop.is_set):
+                messages = self.consumer.consume(
+                    self.options.batch_size, timeout=self.options.poll_timeout_s
+                )
+                if messages:
+                    self.handle(messages)
+                now = time.monotonic()
+                if self._lake_due(now):
+                    self._flush_lake()
+                    self._commit_kafka()
+                if now - last_progress >= 0.5:
+                    last_progress = now
+                    self._update_lag()
+                    if self.on_progress is not None:
+                        self.on_progress(self.stats)
+                if (
+                    self.options.until_idle
+                    and not messages
+                    and now - last_idle_check >= self.options.idle_check_s
+                ):
+                    last_idle_check = now
+                    if self._caught_up():
+                        break
+            self._flush_lake(force=True)
+            self._commit_kafka()
+        finally:
+            self.consumer.close()
+            self.postgres.close()
+        if self.on_progress is not None:
+            self.on_progress(self.stats)
+        return self.stats
+
+    def handle(self, messages: list[Message]) -> None:
+        """Process one consumed batch through every sink."""
+        started = time.monotonic()
+        tweets: list[Tweet] = []
+        raws: list[bytes] = []
+        partitions: list[int] = []
+        offsets: list[int] = []
+        ranges: Ranges = {}
+        dead: list[tuple[Message, str]] = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consume error: %s", error.str())
+                continue
+            partition, offset = message.partition(), message.offset()
+            assert partition is not None and offset is not None
+            first = ranges.get(partition, (offset, offset))[0]
+            ranges[partition] = (first, offset)
+            raw = message.value()
+            if raw is None:
+                dead.append((message, "empty message (no value)"))
+                continue
+            try:
+                tweets.append(decode_tweet(raw))
+            except InvalidTweet as invalid:
+                dead.append((message, str(invalid)))
+                continue
+            raws.append(raw)
+            partitions.append(partition)
+            offsets.append(offset)
+        self.stats.consumed += len(messages)
+        self.metrics.consumed.inc(len(messages))
+        if not ranges:
+            return
+        table = score_tweets(tweets, partitions, offsets, self.crypto, self.vader)
+        batch = ScoredBatch(table, raws, ranges)
+        self._store(batch, dead)
+        self.stats.batches += 1
+        self.metrics.batch_seconds.observe(time.monotonic() - started)
+
+    def _store(self, batch: ScoredBatch, dead: list[tuple[Message, str]]) -> None:
+        pg_batch, pg_ranges = _trim(batch, self.pg_next)
+        if pg_ranges:
+            dead = [
+                (m, r)
+                for m, r in dead
+                if (m.offset() or 0) >= self.pg_next.get(m.partition() or 0, -1)
+            ]
+            if dead:
+                self._dead_letter(dead)
+            sink_started = time.monotonic()
+            try:
+                inserted = self._with_retry(
+                    "PostgreSQL", lambda: self.postgres.write(pg_batch.table, pg_ranges)
+                )
+            except StaleBatch as stale:
+                log.warning("skipping a batch another processor already stored: %s", stale)
+                self._reseek(list(batch.ranges))
+                return
+            self.metrics.sink_seconds.labels(sink="postgres").observe(
+                time.monotonic() - sink_started
+            )
+            self.stats.stored += inserted
+            self.stats.duplicates += pg_batch.size - inserted
+            self.metrics.stored.inc(inserted)
+            self.metrics.observe_freshness(pg_batch.table)
+            for partition, (_first, last) in pg_ranges.items():
+                self.pg_next[partition] = last + 1
+        if self.lake is None:
+            for partition, (_first, last) in batch.ranges.items():
+                self.lake_next[partition] = last + 1
+            return
+        lake_batch, lake_ranges = _trim(batch, self.lake_next)
+        if lake_ranges:
+            self.buffer.add(lake_batch, lake_ranges)
+
+    def _dead_letter(self, dead: list[tuple[Message, str]]) -> None:
+        for message, reason in dead:
+            headers: list[tuple[str, str | bytes | None]] = [
+                ("error", reason.encode()),
+                ("source.topic", self.topic.encode()),
+                ("source.partition", str(message.partition()).encode()),
+                ("source.offset", str(message.offset()).encode()),
+            ]
+            self.dlq.produce(self.dlq_topic, message.value(), message.key(), headers=headers)
+        # durable before the offsets move past them
+        remaining = self.dlq.flush(30)
+        if remaining:
+            raise RuntimeError(f"{remaining} dead letters not acknowledged by Kafka")
+        self.stats.dlq += len(dead)
+        self.metrics.dlq.inc(len(dead))
+
+    def _reseek(self, numbers: list[int]) -> None:
+        self._prepare_partitions(numbers)
+        for number in numbers:
+            pg, lk = self.pg_next.get(number), self.lake_next.get(number)
+            offset = min(pg, lk) if pg is not None and lk is not None else OFFSET_BEGINNING
+            self.consumer.seek(TopicPartition(self.topic, number, offset))
+
+    # ---- lake -----------------------------------------------------------------------------------
+    def _lake_due(self, now: float) -> bool:
+        if self.lake is None or self.buffer.empty:
+            return False
+        return (
+            self.buffer.rows >= self.options.lake_flush_rows
+            or now - self.last_flush >= self.options.lake_flush_interval_s
+        )
+
+    def _flush_lake(self, force: bool = False) -> None:
+        self.last_flush = time.monotonic()
+        if self.lake is None or self.buffer.empty:
+            return
+        lake = self.lake
+        pending = render(self.buffer, self.topic)
+        started = time.monotonic()
+
+        def write() -> None:
+            intent = self.postgres.begin_lake_write(list(pending.blobs), pending.ranges)
+            lake.put_all(pending.blobs)
+            try:
+                self.postgres.finish_lake_write(intent, pending.ranges)
+            except StaleBatch as stale:
+                # a member that lost these partitions without noticing (a zombie) raced the new
+                # owner: keep the objects (same names hold the same rows) and drop the intent
+                log.warning("lake range already stored by another processor: %s", stale)
+                self.postgres.forget_lake_write(intent)
+
+        self._with_retry("the lake", write)
+        self.metrics.sink_seconds.labels(sink="lake").observe(time.monotonic() - started)
+        for partition, (_first, last) in pending.ranges.items():
+            self.lake_next[partition] = last + 1
+        self.stats.lake_objects += len(pending.blobs)
+        self.buffer.clear()
+
+    # ---- commits, lag, idleness -----------------------------------------------------------------
+    def _commit_kafka(self) -> None:
+        offsets = []
+        for number in self.assigned:
+            pg, lk = self.pg_next.get(number), self.lake_next.get(number)
+            if pg is None or lk is None:
+                continue
+            offsets.append(TopicPartition(self.topic, number, min(pg, lk)))
+        if offsets:
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+            except Exception as err:
+                log.warning("Kafka offset commit failed (PostgreSQL keeps the truth): %s", err)
+
+    def _positions(self, cached: bool = True) -> list[tuple[int, int, int]]:
+        """(partition, position, high watermark) of each assigned partition.
+
+        Cached watermarks come free with every fetch response; uncached ones cost a broker
+        round trip per partition, so they only confirm that we caught up.
+        """
+        result = []
+        tps = [TopicPartition(self.topic, p) for p in sorted(self.assigned)]
+        for tp in self.consumer.position(tps):
+            if cached:
+                _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            else:
+                _low, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+            position = tp.offset if tp.offset >= 0 else self.pg_next.get(tp.partition, -1)
+            result.append((tp.partition, position, high))
+        return result
+
+    def _caught_up(self) -> bool:
+        if not self.assignment_seen:
+            return False  # still joining the group: an empty poll means nothing yet
+        try:
+            positions = self._positions()
+        except Exception:
+            return False
+        return all(position >= high for _p, position, high in positions if high > 0)
+
+    def _update_lag(self) -> None:
+        if not self.assigned:
+            return
+        try:
+            lag = sum(max(0, high - max(position, 0)) for _p, position, high in self._positions())
+        except Exception:
+            return
+        self.stats.lag = lag
+        self.metrics.lag.set(lag)
+
+    # ---- retries --------------------------------------------------------------------------------
+    def _with_retry(self, what: str, action: Callable[[], Any]) -> Any:
+        """Run action until it works; a sink outage pauses consumption, it never drops data."""
+        while True:
+            try:
+                result = action()
+            except StaleBatch:
+                raise
+            except (LakeError, OSError, _pg_errors()) as err:
+                delay = self.retry.next_delay()
+                self.stats.retries += 1
+                self.metrics.retries.labels(sink=what).inc()
+                first_line = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+                log.warning("%s unavailable (%s); retrying in %.1f s", what, first_line, delay)
+                self.postgres.reset()
+                if self.stop is not None and self.stop.event.wait(delay):
+                    raise
+                if self.stop is None:
+                    time.sleep(delay)
+                continue
+            self.retry.reset()
+            return result
+
+
+def build_processor(
+    settings: Settings,
+    *,
+    until_idle: bool = False,
+    with_lake: bool = True,
+    metrics_port: int | None = None,
+    stop: StopSignal | None = None,
+    on_progress: Callable[[ProcessStats], None] | None = None,
+) -> Processor:
+    """Wire a processor to the configured Kafka, PostgreSQL and lake."""
+    from cryptosent.ingest import producer_config
+    from cryptosent.sinks.lake import open_lake
+
+    lake = None
+    if with_lake:
+        key, secret = settings.aws_access_key_id, settings.aws_secret_access_key
+        lake = Lake(
+            open_lake(
+                settings.lake_url,
+                endpoint_url=settings.s3_endpoint_url,
+                access_key=key.get_secret_value() if key else None,
+                secret_key=secret.get_secret_value() if secret else None,
+                region=settings.aws_region,
+            )
+        )
+    return Processor(
+        consumer=Consumer(consumer_config(settings.kafka_config(), settings.consumer_group)),
+        topic=settings.topic,
+        dlq_topic=settings.dlq_topic,
+        dlq=Producer(producer_config(settings.kafka_config())),
+        postgres=PostgresSink(
+            settings.database_dsn(), group=settings.consumer_group, topic=settings.topic
+        ),
+        lake=lake,
+        options=ProcessorOptions(
+            batch_size=settings.batch_size,
+            lake_flush_interval_s=settings.lake_flush_seconds,
+            lake_flush_rows=settings.lake_flush_rows,
+            until_idle=until_idle,
+        ),
+        metrics=ProcessorMetrics(settings.metrics_port if metrics_port is None else metrics_port),
+        stop=stop,
+        on_progress=on_progress,
+    )
+
+
+def _pg_errors() -> type[Exception]:
+    import psycopg
+
+    return psycopg.OperationalError
+
+
+def _trim(batch: ScoredBatch, next_offsets: dict[int, int]) -> tuple[ScoredBatch, Ranges]:
+    """The part of batch a sink still needs (offsets >= its next offset per partition)."""
+    ranges: Ranges = {}
+    trimmed = False
+    for partition, (first, last) in batch.ranges.items():
+        need = next_offsets.get(partition, -1)
+        if last < need:
+            trimmed = True
+            continue
+        if first < need:
+            trimmed = True
+            first = need
+        ranges[partition] = (first, last)
+    if not trimmed:
+        return batch, ranges
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = batch.table
+    mask = [
+        offset >= next_offsets.get(partition, -1)
+        for partition, offset in zip(
+            table.column("kafka_partition").to_pylist(),
+            table.column("kafka_offset").to_pylist(),
+            strict=True,
+        )
+    ]
+    keep = pc.indices_nonzero(pa.array(mask, pa.bool_()))
+    raw = [batch.raw[i] for i in keep.to_pylist()]
+    return ScoredBatch(table.take(keep), raw, ranges), ranges

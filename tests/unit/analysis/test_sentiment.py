@@ -21,7 +21,19 @@ from cryptosent.analysis.sentiment import (
 from cryptosent.analysis.vader import load_vader_emoji, load_vader_lexicon
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-GROUND_TRUTH = REPO_ROOT.parent / "shared" / "data" / "vader_tweets_groundtruth.tsv"
+
+
+def _find_ground_truth() -> Path:
+    # It lives in ../shared/data/ beside the repository; a checkout nested deeper (a worktree)
+    # finds it by looking further up.
+    for folder in REPO_ROOT.parents:
+        candidate = folder / "shared" / "data" / "vader_tweets_groundtruth.tsv"
+        if candidate.is_file():
+            return candidate
+    return REPO_ROOT.parent / "shared" / "data" / "vader_tweets_groundtruth.tsv"
+
+
+GROUND_TRUTH = _find_ground_truth()
 CRYPTO_EVAL = REPO_ROOT / "tests" / "data" / "crypto_eval.tsv"
 LABELS = ("negative", "neutral", "positive")
 

@@ -7,11 +7,15 @@ a developer's running demo is left alone.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
+import pyarrow.fs as pafs
 import pytest
 from psycopg import sql
 
@@ -72,3 +76,115 @@ def database_url(settings: Settings, stack: Stack) -> Iterator[str]:
     yield url
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
+
+
+class Pipeline:
+    """Runs the CLI against one test's topic, database and lake; reads back what was stored."""
+
+    def __init__(self, settings: Settings, topic: str, database_url: str, lake_url: str) -> None:
+        self.settings = settings
+        self.topic = topic
+        self.database_url = database_url
+        self.lake_url = lake_url
+        self.env = dict(
+            os.environ,
+            CRYPTOSENT_TOPIC=topic,
+            CRYPTOSENT_DLQ_TOPIC=f"{topic}.dlq",
+            CRYPTOSENT_DATABASE_URL=database_url,
+            CRYPTOSENT_LAKE_URL=lake_url,
+            CRYPTOSENT_CONSUMER_GROUP=f"group-{topic}",
+            CRYPTOSENT_METRICS_PORT="0",
+            CRYPTOSENT_LAKE_FLUSH_SECONDS="2",
+            CRYPTOSENT_BATCH_SIZE="2000",
+        )
+
+    def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run `cryptosent ARGS` to completion."""
+        return subprocess.run(
+            [sys.executable, "-m", "cryptosent", *args],
+            capture_output=True, text=True, timeout=timeout, env=self.env, check=False,
+        )  # fmt: skip
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """Start `cryptosent ARGS` in the background."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "cryptosent", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env,
+        )  # fmt: skip
+
+    def query(self, sql_text: str) -> list[tuple[object, ...]]:
+        """Rows of a query on the test database."""
+        with psycopg.connect(self.database_url) as conn:
+            return conn.execute(sql_text.encode()).fetchall()
+
+    def scalar(self, sql_text: str) -> object:
+        """The single value of a query."""
+        return self.query(sql_text)[0][0]
+
+    def coin_minute_mismatches(self) -> int:
+        """Rows where coin_minute differs from a recomputation from tweets (0 = exact)."""
+        return int(
+            str(
+                self.scalar(
+                    """
+            with r as (
+                select coin, date_trunc('minute', created_at) as minute, count(*) as n,
+                       count(*) filter (where label = 'positive') as p,
+                       count(*) filter (where label = 'neutral') as z,
+                       count(*) filter (where label = 'negative') as m,
+                       sum(compound) as s, sum(vader_compound) as vs,
+                       count(*) filter (where vader_label = 'positive') as vp
+                from tweets, unnest(coins || '{*}'::text[]) as coin group by 1, 2)
+            select count(*) from r full join coin_minute c using (coin, minute)
+            where r.n is distinct from c.tweets or r.p is distinct from c.positive
+               or r.z is distinct from c.neutral or r.m is distinct from c.negative
+               or r.vp is distinct from c.vader_positive
+               or abs(r.s - c.compound_sum) > 1e-6 or abs(r.vs - c.vader_compound_sum) > 1e-6
+               or r.n is null or c.tweets is null
+            """
+                )
+            )
+        )
+
+    def lake_tables(self, layer: str) -> list[str]:
+        """Keys of every object under <lake>/<layer>/."""
+        location = self._location()
+        selector = pafs.FileSelector(
+            f"{location.base}/{layer}", recursive=True, allow_not_found=True
+        )
+        return sorted(
+            info.path[len(location.base) + 1 :]
+            for info in location.fs.get_file_info(selector)
+            if info.type == pafs.FileType.File
+        )
+
+    def read_object(self, key: str) -> bytes:
+        """The bytes of one lake object."""
+        location = self._location()
+        with location.fs.open_input_stream(f"{location.base}/{key}", compression=None) as stream:
+            return bytes(stream.read())
+
+    def _location(self) -> Any:
+        from cryptosent.sinks.lake import open_lake
+
+        s = self.settings
+        return open_lake(
+            self.lake_url,
+            endpoint_url=s.s3_endpoint_url,
+            access_key=s.aws_access_key_id.get_secret_value() if s.aws_access_key_id else None,
+            secret_key=(
+                s.aws_secret_access_key.get_secret_value() if s.aws_secret_access_key else None
+            ),
+        )
+
+
+@pytest.fixture
+def pipeline(settings: Settings, topic: str, database_url: str) -> Pipeline:
+    """A pipeline whose lake is a fresh prefix in the local S3 server's bucket."""
+    return Pipeline(settings, topic, database_url, f"s3://{settings.stack_s3_bucket}/{topic}")
+
+
+@pytest.fixture
+def file_pipeline(settings: Settings, topic: str, database_url: str, tmp_path: Path) -> Pipeline:
+    """A pipeline whose lake is a local directory."""
+    return Pipeline(settings, topic, database_url, f"file://{tmp_path / 'lake'}")

@@ -158,7 +158,8 @@ class Lake:
         return f"{self.location.base}/{key}"
 
     def put(self, key: str, data: bytes) -> None:
-        """Write one object completely or not at all."""
+        """Write one object completely or not at all (bytes as given: pyarrow would otherwise
+        gzip a `.gz` name a second time)."""
         fs, path = self.location.fs, self.path(key)
         try:
             if self.location.local:
@@ -166,14 +167,14 @@ class Lake:
                 fs.create_dir(directory, recursive=True)
                 temp = f"{directory}/.tmp-{uuid.uuid4().hex}"
                 try:
-                    with fs.open_output_stream(temp) as stream:
+                    with fs.open_output_stream(temp, compression=None) as stream:
                         stream.write(data)
                     fs.move(temp, path)
                 except BaseException:
                     _delete_quietly(fs, temp)
                     raise
             else:
-                with fs.open_output_stream(path) as stream:
+                with fs.open_output_stream(path, compression=None) as stream:
                     stream.write(data)
         except OSError as err:
             raise LakeError(f"lake write failed for {self.location.url}/{key}: {err}") from err

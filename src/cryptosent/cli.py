@@ -480,6 +480,47 @@ def process(
     )
 
 
+# ------------------------------------------------------------------------------- dashboard ---
+@app.command()
+def dashboard(
+    port: Annotated[int | None, typer.Option(help="HTTP port (default 8501).")] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="postgres (aggregates, default) or lake (Parquet via DuckDB)."),
+    ] = None,
+    refresh: Annotated[
+        int | None, typer.Option(min=2, max=60, help="Seconds between live updates (default 10).")
+    ] = None,
+    address: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+) -> None:
+    """Serve the live Streamlit dashboard."""
+    import os
+    import subprocess
+    from importlib import resources
+
+    settings = get_settings()
+    if source not in (None, "postgres", "lake"):
+        fail(f"--source {source!r}: use postgres or lake")
+    app_path = resources.files("cryptosent.dashboard").joinpath("app.py")
+    env = dict(os.environ)
+    if source:
+        env["CRYPTOSENT_DASHBOARD_SOURCE"] = source
+    if refresh:
+        env["CRYPTOSENT_DASHBOARD_REFRESH_SECONDS"] = str(refresh)
+    chosen_port = port or settings.dashboard_port
+    out.print(f"dashboard on http://{address}:{chosen_port} (Ctrl-C stops it)")
+    argv = [
+        sys.executable, "-m", "streamlit", "run", str(app_path),
+        "--server.port", str(chosen_port), "--server.address", address,
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--server.runOnSave", "false", "--global.developmentMode", "false",
+    ]  # fmt: skip
+    try:
+        raise typer.Exit(subprocess.call(argv, env=env))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
 # ------------------------------------------------------------------------------------ demo ---
 @app.command()
 def demo() -> None:

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("CRYPTOSENT_DATABASE_URL", "DATABASE_URL"),
     )
 
+    # the dashboard's read-only role (falls back to database_url when unset)
+    dashboard_database_url: SecretStr | None = None
+
     # --- Lake (S3 or a local directory) --------------------------------------------------------
     lake_url: str = "file://.stack/lake"
     s3_endpoint_url: str | None = "http://127.0.0.1:7070"
@@ -70,6 +73,11 @@ class Settings(BaseSettings):
     lake_flush_seconds: float = Field(default=60.0, gt=0)
     lake_flush_rows: int = Field(default=200_000, ge=1)
     metrics_port: int = Field(default=9108, ge=0, le=65535)
+
+    # --- Dashboard -------------------------------------------------------------------------------
+    dashboard_port: int = Field(default=8501, ge=1, le=65535)
+    dashboard_refresh_seconds: int = Field(default=10, ge=2, le=60)
+    dashboard_source: Literal["postgres", "lake"] = "postgres"
 
     # --- Live sources ----------------------------------------------------------------------------
     x_bearer_token: SecretStr | None = None
@@ -110,6 +118,12 @@ class Settings(BaseSettings):
         """The PostgreSQL connection URL, password included (never print it)."""
         return self.database_url.get_secret_value()
 
+    def dashboard_dsn(self) -> str:
+        """The dashboard's (read-only) connection URL; the main one when none is set."""
+        if self.dashboard_database_url is not None:
+            return self.dashboard_database_url.get_secret_value()
+        return self.database_dsn()
+
     def public_view(self) -> dict[str, Any]:
         """Every setting with secrets masked, for `cryptosent config`."""
         view: dict[str, Any] = {}
@@ -117,6 +131,8 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if name == "database_url":
                 value = mask_url_password(self.database_dsn())
+            elif name == "dashboard_database_url" and value is not None:
+                value = mask_url_password(value.get_secret_value())
             elif isinstance(value, SecretStr):
                 value = MASK
             elif isinstance(value, Path):

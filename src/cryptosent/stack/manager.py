@@ -9,7 +9,7 @@ from pathlib import Path
 from cryptosent.config import STACK_CREDENTIALS_FILE, Settings
 from cryptosent.stack.kafka import KafkaServer
 from cryptosent.stack.objectstore import ObjectStoreServer
-from cryptosent.stack.postgres import APP_DATABASE, APP_ROLE, PostgresServer
+from cryptosent.stack.postgres import APP_DATABASE, APP_ROLE, READER_ROLE, PostgresServer
 from cryptosent.stack.process import StackError
 
 
@@ -18,6 +18,7 @@ class StackCredentials:
     """Passwords generated once per stack folder; never in the repository."""
 
     postgres_password: str
+    reader_password: str
     s3_access_key: str
     s3_secret_key: str
 
@@ -50,6 +51,7 @@ def load_or_create_credentials(settings: Settings) -> StackCredentials:
     creds = StackCredentials(
         postgres_password=values.get("CRYPTOSENT_STACK_POSTGRES_PASSWORD")
         or secrets.token_urlsafe(24),
+        reader_password=values.get("CRYPTOSENT_STACK_READER_PASSWORD") or secrets.token_urlsafe(24),
         s3_access_key=values.get("AWS_ACCESS_KEY_ID") or "cs" + secrets.token_hex(9),
         s3_secret_key=values.get("AWS_SECRET_ACCESS_KEY") or secrets.token_urlsafe(30),
     )
@@ -62,6 +64,9 @@ def load_or_create_credentials(settings: Settings) -> StackCredentials:
         "# Read by cryptosent after the real environment and .env, which override it.\n"
         f"CRYPTOSENT_STACK_POSTGRES_PASSWORD={creds.postgres_password}\n"
         f"CRYPTOSENT_DATABASE_URL=postgresql://{APP_ROLE}:{creds.postgres_password}"
+        f"@127.0.0.1:{port}/{APP_DATABASE}\n"
+        f"CRYPTOSENT_STACK_READER_PASSWORD={creds.reader_password}\n"
+        f"CRYPTOSENT_DASHBOARD_DATABASE_URL=postgresql://{READER_ROLE}:{creds.reader_password}"
         f"@127.0.0.1:{port}/{APP_DATABASE}\n"
         f"AWS_ACCESS_KEY_ID={creds.s3_access_key}\n"
         f"AWS_SECRET_ACCESS_KEY={creds.s3_secret_key}\n"
@@ -83,7 +88,9 @@ class Stack:
         creds = load_or_create_credentials(self.settings)
         outcomes: dict[str, str] = {}
         if only in (None, "postgres"):
-            outcomes["postgres"] = self.postgres.start(creds.postgres_password)
+            outcomes["postgres"] = self.postgres.start(
+                creds.postgres_password, creds.reader_password
+            )
         if only in (None, "s3"):
             outcomes["s3"] = self.s3.start(creds.s3_access_key, creds.s3_secret_key)
         if only in (None, "kafka"):

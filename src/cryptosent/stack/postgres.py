@@ -19,6 +19,7 @@ from cryptosent.stack.process import StackError, port_open, read_pid, wait_until
 START_TIMEOUT_S = 60.0
 APP_ROLE = "cryptosent"
 APP_DATABASE = "cryptosent"
+READER_ROLE = "cryptosent_reader"
 SERVER_CONF = """\
 # written by `cryptosent stack up`; edits are overwritten
 listen_addresses = '127.0.0.1'
@@ -134,7 +135,7 @@ class PostgresServer:
             return False
         return True
 
-    def start(self, app_password: str) -> str:
+    def start(self, app_password: str, reader_password: str) -> str:
         """Create the cluster if needed, start it (idempotent), ensure role and database."""
         bin_dir = pg_bin_dir()
         if self.pid() is not None:
@@ -160,7 +161,7 @@ class PostgresServer:
             wait_until(self.healthy, timeout=START_TIMEOUT_S, what="PostgreSQL",
                        log_file=self.log_file)  # fmt: skip
             outcome = "started"
-        self.ensure_role_and_database(app_password)
+        self.ensure_role_and_database(app_password, reader_password)
         return outcome
 
     def _write_conf(self) -> None:
@@ -177,21 +178,26 @@ class PostgresServer:
         if self.as_root:
             shutil.chown(path, "postgres", "postgres")
 
-    def ensure_role_and_database(self, app_password: str) -> None:
-        """Create the application role and database; (re)set the role's password."""
+    def ensure_role_and_database(self, app_password: str, reader_password: str) -> None:
+        """Create the application role (allowed to create roles, for the migrations' read-only
+        role), the dashboard's read-only role and the database; (re)set their passwords."""
         import psycopg
         from psycopg import sql
 
         with psycopg.connect(self.admin_conninfo(), autocommit=True) as conn:
-            exists = conn.execute(
-                "select 1 from pg_roles where rolname = %s", [APP_ROLE]
-            ).fetchone()
-            verb = "alter" if exists else "create"
-            conn.execute(
-                sql.SQL(verb + " role {} with login password {}").format(
-                    sql.Identifier(APP_ROLE), sql.Literal(app_password)
+            for role, password, extra in (
+                (APP_ROLE, app_password, " createrole"),
+                (READER_ROLE, reader_password, ""),
+            ):
+                exists = conn.execute(
+                    "select 1 from pg_roles where rolname = %s", [role]
+                ).fetchone()
+                verb = "alter" if exists else "create"
+                conn.execute(
+                    sql.SQL(verb + " role {} with login" + extra + " password {}").format(
+                        sql.Identifier(role), sql.Literal(password)
+                    )
                 )
-            )
             has_db = conn.execute(
                 "select 1 from pg_database where datname = %s", [APP_DATABASE]
             ).fetchone()

@@ -73,6 +73,10 @@ class Settings(BaseSettings):
     lake_flush_seconds: float = Field(default=60.0, gt=0)
     lake_flush_rows: int = Field(default=200_000, ge=1)
     metrics_port: int = Field(default=9108, ge=0, le=65535)
+    alert_window_minutes: int = Field(default=30, ge=1)
+    alert_min_tweets: int = Field(default=20, ge=1)
+    alert_volume_factor: float = Field(default=3.0, gt=1)
+    alert_sentiment_swing: float = Field(default=0.35, gt=0, le=2)
 
     # --- Dashboard -------------------------------------------------------------------------------
     dashboard_port: int = Field(default=8501, ge=1, le=65535)

@@ -13,8 +13,10 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_INVALID,
@@ -25,6 +27,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from cryptosent.analysis.alerts import MINUTE, AlertRules, detect
 from cryptosent.analysis.sentiment import get_analyzer
 from cryptosent.batch import ScoredBatch, score_tweets
 from cryptosent.config import Settings
@@ -51,6 +54,9 @@ class ProcessorOptions:
     until_idle: bool = False
     idle_check_s: float = 1.0
     retry_max_s: float = 30.0
+    alert_rules: AlertRules = field(default_factory=AlertRules)
+    alert_check_s: float = 10.0
+    alert_lookback_minutes: int = 5
 
 
 @dataclass
@@ -62,6 +68,7 @@ class ProcessStats:
     duplicates: int = 0
     dlq: int = 0
     lake_objects: int = 0
+    alerts: int = 0
     batches: int = 0
     retries: int = 0
     lag: int | None = None
@@ -104,6 +111,7 @@ class Processor:
         topic: str,
         dlq_topic: str,
         dlq: Producer,
+        alerts_topic: str | None = None,
         postgres: PostgresSink,
         lake: Lake | None,
         options: ProcessorOptions = ProcessorOptions(),
@@ -115,6 +123,9 @@ class Processor:
         self.topic = topic
         self.dlq_topic = dlq_topic
         self.dlq = dlq
+        self.alerts_topic = alerts_topic
+        self.last_alert_check = 0.0
+        self.alerted_through: datetime | None = None
         self.postgres = postgres
         self.lake = lake
         self.options = options
@@ -214,6 +225,9 @@ class Processor:
                 if self._lake_due(now):
                     self._flush_lake()
                     self._commit_kafka()
+                if now - self.last_alert_check >= self.options.alert_check_s:
+                    self.last_alert_check = now
+                    self._check_alerts()
                 if now - last_progress >= 0.5:
                     last_progress = now
                     self._update_lag()
@@ -229,6 +243,7 @@ class Processor:
                         break
             self._flush_lake(force=True)
             self._commit_kafka()
+            self._check_alerts()
         finally:
             self.consumer.close()
             self.postgres.close()
@@ -371,6 +386,42 @@ class Processor:
         self.stats.lake_objects += len(pending.blobs)
         self.buffer.clear()
 
+    # ---- alerts ---------------------------------------------------------------------------------
+    def _check_alerts(self) -> None:
+        """Evaluate the closed minutes not evaluated yet; store and publish new alerts."""
+        current = datetime.now(UTC).replace(second=0, microsecond=0)
+        last_closed = current - MINUTE
+        first = last_closed - (self.options.alert_lookback_minutes - 1) * MINUTE
+        if self.alerted_through is not None:
+            first = max(first, self.alerted_through + MINUTE)
+        if first > last_closed:
+            return
+        rules = self.options.alert_rules
+        try:
+            rows = self.postgres.coin_minutes(first - rules.window_minutes * MINUTE, last_closed)
+            found = []
+            minute = first
+            while minute <= last_closed:
+                found += detect(rows, minute, rules)
+                minute += MINUTE
+            new = self.postgres.insert_alerts(found)
+        except _pg_errors() as err:
+            log.warning("alert check skipped (PostgreSQL: %s)", str(err).strip()[:200])
+            self.postgres.reset()
+            return
+        self.alerted_through = last_closed
+        for alert in new:
+            log.info("alert: %s", alert.message)
+            if self.alerts_topic:
+                payload = {
+                    "coin": alert.coin, "minute": alert.minute.isoformat(), "kind": alert.kind,
+                    "value": alert.value, "baseline": alert.baseline, "message": alert.message,
+                }  # fmt: skip
+                self.dlq.produce(self.alerts_topic, orjson.dumps(payload), alert.coin.encode())
+        if new:
+            self.dlq.flush(10)
+        self.stats.alerts += len(new)
+
     # ---- commits, lag, idleness -----------------------------------------------------------------
     def _commit_kafka(self) -> None:
         offsets = []
@@ -475,6 +526,7 @@ def build_processor(
         topic=settings.topic,
         dlq_topic=settings.dlq_topic,
         dlq=Producer(producer_config(settings.kafka_config())),
+        alerts_topic=settings.alerts_topic,
         postgres=PostgresSink(
             settings.database_dsn(), group=settings.consumer_group, topic=settings.topic
         ),
@@ -484,6 +536,12 @@ def build_processor(
             lake_flush_interval_s=settings.lake_flush_seconds,
             lake_flush_rows=settings.lake_flush_rows,
             until_idle=until_idle,
+            alert_rules=AlertRules(
+                window_minutes=settings.alert_window_minutes,
+                min_tweets=settings.alert_min_tweets,
+                volume_factor=settings.alert_volume_factor,
+                sentiment_swing=settings.alert_sentiment_swing,
+            ),
         ),
         metrics=ProcessorMetrics(settings.metrics_port if metrics_port is None else metrics_port),
         stop=stop,

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from cryptosent.analysis.alerts import Alert, CoinMinute
 from cryptosent.batch import SCHEMA
 
 POSTGRES = "postgres"
@@ -180,6 +182,42 @@ class PostgresSink:
                 conn.rollback()
             raise
         return inserted
+
+    # ---- alerts --------------------------------------------------------------------------------
+    def coin_minutes(self, since: datetime, until: datetime) -> list[CoinMinute]:
+        """coin_minute rows with since <= minute <= until (crypto analyzer's sums)."""
+        rows = self.conn.execute(
+            "select coin, minute, tweets, compound_sum from coin_minute"
+            " where minute >= %s and minute <= %s",
+            [since, until],
+        ).fetchall()
+        self.conn.commit()
+        return [
+            CoinMinute(str(c), m, int(str(n)), float(str(s)))  # type: ignore[arg-type]
+            for c, m, n, s in rows
+        ]
+
+    def insert_alerts(self, alerts: list[Alert]) -> list[Alert]:
+        """Store alerts; return those that were new (a (coin, minute, kind) is stored once)."""
+        new: list[Alert] = []
+        try:
+            with self.conn.cursor() as cur:
+                for alert in alerts:
+                    cur.execute(
+                        "insert into alerts (coin, minute, kind, value, baseline, message)"
+                        " values (%s, %s, %s, %s, %s, %s)"
+                        " on conflict (coin, minute, kind) do nothing returning id",
+                        [alert.coin, alert.minute, alert.kind, alert.value, alert.baseline,
+                         alert.message],
+                    )  # fmt: skip
+                    if cur.fetchone() is not None:
+                        new.append(alert)
+            self.conn.commit()
+        except BaseException:
+            if not self.conn.closed:
+                self.conn.rollback()
+            raise
+        return new
 
     # ---- lake bookkeeping ----------------------------------------------------------------------
     def begin_lake_write(self, keys: list[str], partitions: Iterable[int]) -> int:

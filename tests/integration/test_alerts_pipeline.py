@@ -1,0 +1,54 @@
+"""A volume spike in the last closed minute becomes a row in `alerts` and a message on Kafka."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import UTC, datetime, timedelta
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+from conftest import Pipeline
+
+
+def test_volume_surge_is_stored_and_published(pipeline: Pipeline) -> None:
+    alerts_topic = f"{pipeline.topic}.alerts"
+    admin = AdminClient(pipeline.settings.kafka_config())
+    for future in admin.create_topics([NewTopic(alerts_topic, num_partitions=1)]).values():
+        future.result(timeout=30)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    producer = Producer(pipeline.settings.kafka_config())
+    n = 0
+
+    def send(minute: datetime, count: int, text: str) -> None:
+        nonlocal n
+        for i in range(count):
+            n += 1
+            stamp = (minute + timedelta(seconds=i % 60)).isoformat()
+            body = {"id": f"a{n}", "text": text, "created_at": stamp}
+            producer.produce(pipeline.topic, json.dumps(body).encode(), f"a{n}".encode())
+
+    for back in range(2, 12):  # a quiet baseline: 5 DOGE tweets a minute for 10 minutes
+        send(now - timedelta(minutes=back), 5, "$DOGE steady as usual")
+    send(now - timedelta(minutes=1), 60, "$DOGE to the moon, amazing pump! 🚀")
+    assert producer.flush(30) == 0
+    pipeline.env["CRYPTOSENT_ALERTS_TOPIC"] = alerts_topic
+    run = pipeline.cli("process", "--until-idle")
+    assert run.returncode == 0, run.stderr
+    rows = pipeline.query("select coin, kind, value, baseline from alerts order by kind")
+    kinds = {(coin, kind) for coin, kind, _v, _b in rows}
+    assert ("DOGE", "volume_surge") in kinds
+    surge = next(r for r in rows if r[1] == "volume_surge")
+    assert surge[2] == 60.0 and abs(float(str(surge[3])) - 50 / 30) < 1e-9
+    published = subprocess.run(
+        ["kcat", "-b", pipeline.settings.kafka_bootstrap, "-C", "-t", alerts_topic,
+         "-o", "beginning", "-e", "-q"],
+        capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    messages = [json.loads(line) for line in published.stdout.splitlines()]
+    assert {(m["coin"], m["kind"]) for m in messages} == kinds
+    # a second run re-evaluates nothing twice: alerts are stored and published once
+    again = pipeline.cli("process", "--until-idle")
+    assert again.returncode == 0, again.stderr
+    assert len(pipeline.query("select id from alerts")) == len(rows)

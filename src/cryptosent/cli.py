@@ -480,6 +480,35 @@ def process(
     )
 
 
+# ----------------------------------------------------------------------------------- score ---
+@app.command()
+def score(
+    analyzer: Annotated[str, typer.Option(help="crypto (default) or vader (exactly VADER).")] = (
+        "crypto"
+    ),
+) -> None:
+    """Score text from stdin, one per line; print one JSON object per line on stdout."""
+    import orjson
+
+    from cryptosent.analysis.sentiment import ANALYZERS, get_analyzer, label
+
+    if analyzer not in ANALYZERS:
+        fail(f"--analyzer {analyzer!r}: choose one of {', '.join(ANALYZERS)}")
+    scorer = get_analyzer(analyzer)
+    stdin = sys.stdin.buffer
+    write = sys.stdout.buffer.write
+    for number, raw in enumerate(stdin, start=1):
+        try:
+            text = raw.rstrip(b"\r\n").decode("utf-8")
+        except UnicodeDecodeError as exc:
+            fail(f"stdin line {number} is not UTF-8: {exc.reason} at byte {exc.start}")
+        c = scorer.scores(text)
+        record = {"compound": c.compound, "pos": c.pos, "neu": c.neu, "neg": c.neg,
+                  "label": label(c.compound)}  # fmt: skip
+        write(orjson.dumps(record) + b"\n")
+    sys.stdout.flush()
+
+
 # ------------------------------------------------------------------------------- dashboard ---
 @app.command()
 def dashboard(

@@ -1,0 +1,142 @@
+"""`cryptosent demo`: the main job on one machine — stack, generator, processor, dashboard.
+
+Each part runs as its own process (as it would in production), with its output in
+`.stack/logs/demo-<part>.log`; the demo shows one live status table and stops everything it
+started on Ctrl-C (SIGINT lets the generator flush and the processor commit).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from cryptosent.config import Settings
+
+
+@dataclass
+class Part:
+    """One child process of the demo."""
+
+    name: str
+    argv: list[str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, env: dict[str, str]) -> None:
+        """Start the process with its output in its log file."""
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env, start_new_session=True,
+            )  # fmt: skip
+
+    @property
+    def running(self) -> bool:
+        """Whether the process is alive."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGINT (flush and commit), then SIGKILL if it does not exit in time."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@dataclass
+class DemoStatus:
+    """What the status table shows."""
+
+    stored: int | None
+    per_minute: float | None
+    alerts: int | None
+    dashboard_up: bool
+
+
+def demo_env(settings: Settings) -> dict[str, str]:
+    """Environment for the parts: the demo keeps its lake on the local S3 server."""
+    env = dict(os.environ)
+    if "CRYPTOSENT_LAKE_URL" not in env:
+        env["CRYPTOSENT_LAKE_URL"] = f"s3://{settings.stack_s3_bucket}/lake"
+    env.setdefault("CRYPTOSENT_LAKE_FLUSH_SECONDS", "30")
+    return env
+
+
+def parts(settings: Settings, rate: str, port: int) -> list[Part]:
+    """The generator, the processor and the dashboard."""
+    cli = [sys.executable, "-m", "cryptosent"]
+    logs = settings.stack_dir / "logs"
+    return [
+        Part("generator", [*cli, "generate", "--rate", rate], logs / "demo-generator.log"),
+        Part("processor", [*cli, "process", "--verbose"], logs / "demo-processor.log"),
+        Part("dashboard", [*cli, "dashboard", "--port", str(port)], logs / "demo-dashboard.log"),
+    ]
+
+
+def status(settings: Settings, port: int) -> DemoStatus:
+    """Numbers for the status table, read the way a user would (database, HTTP)."""
+    stored = per_minute = alerts = None
+    try:
+        with psycopg.connect(settings.database_dsn(), connect_timeout=2) as conn:
+            row = conn.execute(
+                "select coalesce(sum(tweets), 0),"
+                " coalesce(sum(tweets) filter (where minute >= now() - interval '2 minutes'"
+                " and minute < date_trunc('minute', now())), 0) / 1.0"
+                " from coin_minute where coin = '*'"
+            ).fetchone()
+            count = conn.execute("select count(*) from alerts").fetchone()
+            if row is not None and count is not None:
+                stored, per_minute, alerts = int(row[0]), float(row[1]), int(count[0])
+    except psycopg.Error:
+        pass
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+            dashboard_up = r.status == 200
+    except OSError:
+        dashboard_up = False
+    return DemoStatus(stored, per_minute, alerts, dashboard_up)
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    rate: str,
+    port: int,
+    duration_s: float | None,
+    show: Callable[[list[Part], DemoStatus], None],
+    should_stop: Callable[[], bool],
+) -> list[Part]:
+    """Start every part, refresh the status until stopped (or duration), stop them all."""
+    env = demo_env(settings)
+    running = parts(settings, rate, port)
+    started = time.monotonic()
+    try:
+        for part in running:
+            part.start(env)
+        while not should_stop():
+            if duration_s is not None and time.monotonic() - started >= duration_s:
+                break
+            show(running, status(settings, port))
+            dead = [p for p in running if not p.running]
+            if dead:
+                break
+            time.sleep(1.0)
+    finally:
+        # stop in data-flow order: no new tweets, then the processor drains and commits
+        for part in running:
+            part.stop()
+    return running

@@ -74,6 +74,10 @@ def decode_tweet(raw: bytes) -> Tweet:
         raise InvalidTweet(f"not UTF-8: {err}") from None
     except msgspec.DecodeError as err:
         raise InvalidTweet(f"not JSON: {err}") from None
+    except RecursionError:
+        # msgspec recurses per nesting level, also inside ignored fields: a 64 KiB message of
+        # brackets would otherwise escape as RecursionError and stop the processor on it forever
+        raise InvalidTweet("not JSON: nested too deeply") from None
     if not tweet.id:
         raise InvalidTweet("schema: `id` is empty")
     if tweet.created_at.tzinfo is None:
@@ -82,7 +86,11 @@ def decode_tweet(raw: bytes) -> Tweet:
         # PostgreSQL text cannot hold NUL; storing a altered text would break "byte for byte".
         raise InvalidTweet("schema: `text` or `id` contains a NUL character")
     if tweet.created_at.utcoffset():
-        tweet.created_at = tweet.created_at.astimezone(UTC)
+        try:
+            tweet.created_at = tweet.created_at.astimezone(UTC)
+        except OverflowError:
+            # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC: Python cannot hold it
+            raise InvalidTweet("schema: `created_at` out of range in UTC") from None
     return tweet
 
 

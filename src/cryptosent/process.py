@@ -368,11 +368,17 @@ class Processor:
         pending = render(self.buffer, self.topic)
         started = time.monotonic()
 
+        intent: int | None = None
+
         def write() -> None:
-            intent = self.postgres.begin_lake_write(list(pending.blobs), pending.ranges)
+            nonlocal intent
+            # one intent for all retries: a new one per attempt would leave the earlier ones
+            # behind, and the next assignment would delete these very objects as "unfinished"
+            if intent is None:
+                intent = self.postgres.begin_lake_write(list(pending.blobs), pending.ranges)
             lake.put_all(pending.blobs)
             try:
-                self.postgres.finish_lake_write(intent, pending.ranges)
+                self.postgres.finish_lake_write(intent, pending.ranges, list(pending.blobs))
             except StaleBatch as stale:
                 # a member that lost these partitions without noticing (a zombie) raced the new
                 # owner: keep the objects (same names hold the same rows) and drop the intent

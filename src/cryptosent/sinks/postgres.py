@@ -231,13 +231,24 @@ class PostgresSink:
         assert row is not None
         return int(str(row[0]))
 
-    def finish_lake_write(self, intent: int, ranges: Mapping[int, tuple[int, int]]) -> None:
-        """The objects are durable: advance the lake's offsets and forget the intent, atomically."""
+    def finish_lake_write(
+        self, intent: int, ranges: Mapping[int, tuple[int, int]], keys: Iterable[str] = ()
+    ) -> None:
+        """The objects are durable: advance the lake's offsets and forget the intent, atomically.
+
+        Intents of the same group and topic naming any of keys go too: those objects now hold
+        these rows (same name, same content), and deleting them later would lose the lake's copy.
+        An intent whose insert committed but whose answer was lost (a dropped connection) is one.
+        """
         conn = self.conn
         try:
             with conn.cursor() as cur:
                 self._advance(cur, LAKE, ranges)
-                cur.execute("delete from lake_intents where id = %s", [intent])
+                cur.execute(
+                    "delete from lake_intents where id = %s or (consumer_group = %s"
+                    " and topic = %s and keys && %s::text[])",
+                    [intent, self.group, self.topic, list(keys)],
+                )
             conn.commit()
         except BaseException:
             if not conn.closed:

@@ -32,7 +32,7 @@ db_app = typer.Typer(help="PostgreSQL schema.")
 app.add_typer(stack_app, name="stack")
 app.add_typer(db_app, name="db")
 
-out = Console()
+out = Console(soft_wrap=True)  # summary lines stay one line, whatever the width
 err = Console(stderr=True)
 
 SERVICES = ("kafka", "postgres", "s3")
@@ -507,6 +507,70 @@ def score(
                   "label": label(c.compound)}  # fmt: skip
         write(orjson.dumps(record) + b"\n")
     sys.stdout.flush()
+
+
+# ----------------------------------------------------------------------------------- bench ---
+@app.command()
+def bench(
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the figures to this JSON file.")
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option(help="Tiny sizes: checks the harness, the numbers mean nothing.")
+    ] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these stages: sentiment, produce, process, freshness, dashboard."),
+    ] = None,
+) -> None:
+    """Measure every stage on the local stack, side by side, and print a table."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    repo = Path.cwd()
+    if not (repo / "benchmarks" / "run.py").exists():
+        fail("run `cryptosent bench` from the repository root (it needs benchmarks/)")
+    sys.path.insert(0, str(repo))
+    from benchmarks.run import TARGETS, run, verdicts, write_json
+
+    settings = get_settings()
+    with user_errors(settings):
+        from cryptosent.stack.manager import Stack
+
+        down = [row.name for row in Stack(settings).status() if not row.up]
+        if down:
+            fail(f"{', '.join(down)} down: start the local stack with `cryptosent stack up`")
+        columns = [
+            TextColumn("[bold]bench[/] {task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} stages"),
+            TimeElapsedColumn(),
+        ]
+        with Progress(*columns, console=err) as progress:
+            task = progress.add_task("starting", total=1)
+
+            def on_stage(name: str, index: int, total: int) -> None:
+                progress.update(task, description=name, completed=index, total=total)
+
+            result = run(settings, quick=quick, only=set(only) if only else None, on_stage=on_stage)
+            progress.update(task, description="done", completed=progress.tasks[0].total)
+    met = verdicts(result)
+    table = Table("figure", "value", "target", title=f"cryptosent bench ({result['date']})")
+    for key in sorted(k for k, v in result.items() if isinstance(v, int | float) and k != "quick"):
+        value = result[key]
+        target = TARGETS.get(key)
+        mark = "" if key not in met else (" [green]✓[/]" if met[key] else " [red]✗[/]")
+        table.add_row(
+            key, f"{value:,.3f}" if isinstance(value, float) else f"{value:,}",
+            f"{target[0]} {target[1]:,}{mark}" if target else "",
+        )  # fmt: skip
+    out.print(table)
+    for stage, message in result["errors"].items():
+        err.print(f"[red]{stage} failed:[/] {message}", highlight=False)
+    if json_path is not None:
+        write_json(result, json_path)
+        out.print(f"figures written to {json_path}")
+    if result["errors"]:
+        raise typer.Exit(1)
 
 
 # ------------------------------------------------------------------------------- dashboard ---

@@ -1,0 +1,207 @@
+"""Pipeline benchmarks against the real local stack: produce, process, freshness.
+
+Every measurement runs the real CLI (`cryptosent generate`, `cryptosent process`) as a user
+would, each on its own fresh topic, database and lake prefix, which are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Any
+
+import psycopg
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+from psycopg import sql
+
+from cryptosent.config import Settings
+from cryptosent.sinks.migrations import migrate
+from cryptosent.stack.postgres import PostgresServer
+
+CLI = [sys.executable, "-m", "cryptosent"]
+
+
+@dataclass
+class Sandbox:
+    """A topic, a migrated database and a lake prefix of one benchmark run."""
+
+    settings: Settings
+    topic: str
+    database_url: str
+    lake_url: str
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment pointing the CLI at this sandbox."""
+        return dict(
+            os.environ,
+            CRYPTOSENT_TOPIC=self.topic,
+            CRYPTOSENT_DLQ_TOPIC=f"{self.topic}.dlq",
+            CRYPTOSENT_DATABASE_URL=self.database_url,
+            CRYPTOSENT_LAKE_URL=self.lake_url,
+            CRYPTOSENT_CONSUMER_GROUP=f"bench-{self.topic}",
+            CRYPTOSENT_METRICS_PORT="0",
+            **extra,
+        )
+
+    def scalar(self, query: str) -> Any:
+        """The single value of a query on the sandbox database."""
+        with psycopg.connect(self.database_url) as conn:
+            row = conn.execute(query.encode()).fetchone()
+        return None if row is None else row[0]
+
+
+@contextmanager
+def sandbox(settings: Settings, name: str) -> Iterator[Sandbox]:
+    """A fresh topic (6 partitions), database and S3 prefix; all removed on exit."""
+    suffix = f"{name}-{uuid.uuid4().hex[:8]}"
+    topic = f"bench-{suffix}"
+    admin = AdminClient(settings.kafka_config())
+    futures = admin.create_topics(
+        [NewTopic(topic, num_partitions=settings.topic_partitions), NewTopic(f"{topic}.dlq", 1)]
+    )
+    for future in futures.values():
+        future.result(timeout=30)
+    database = f"bench_{suffix.replace('-', '_')}"
+    admin_dsn = PostgresServer(settings).admin_conninfo()
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("create database {} owner cryptosent").format(sql.Identifier(database))
+        )
+    url = settings.database_dsn().rsplit("/", 1)[0] + "/" + database
+    migrate(url)
+    box = Sandbox(settings, topic, url, f"s3://{settings.stack_s3_bucket}/bench/{suffix}")
+    try:
+        yield box
+    finally:
+        for future in admin.delete_topics([topic, f"{topic}.dlq"]).values():
+            future.result(timeout=30)
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(database))
+            )
+
+
+def run_cli(box: Sandbox, *args: str, timeout: float = 1800, **env: str) -> str:
+    """Run the CLI in the sandbox; return stdout; raise with stderr on failure."""
+    result = subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=timeout, env=box.env(**env),
+        check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"`cryptosent {' '.join(args)}` failed: {result.stderr.strip()[-500:]}")
+    return result.stdout
+
+
+def fill(box: Sandbox, count: int) -> float:
+    """Produce count mock tweets at max rate; return the generator's tweets/s."""
+    stdout = run_cli(box, "generate", "--count", str(count), "--rate", "max", "--seed", "42")
+    match = re.search(r"([\d,]+) tweets/s", stdout)
+    if not match or f"{count:,} delivered" not in stdout:
+        raise RuntimeError(f"unexpected generate output: {stdout.strip()}")
+    return float(match[1].replace(",", ""))
+
+
+def measure_produce(settings: Settings, count: int) -> dict[str, float]:
+    """`cryptosent generate --rate max`: tweets/s acknowledged by Kafka."""
+    with sandbox(settings, "produce") as box:
+        rate = fill(box, count)
+    return {"produce_tweets_per_s": rate, "produce_count": count}
+
+
+def measure_process(settings: Settings, count: int, processes: int = 1) -> dict[str, float]:
+    """Pre-filled topic -> `cryptosent process --until-idle` (N members), all sinks on."""
+    with sandbox(settings, f"process{processes}") as box:
+        fill(box, count)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.monotonic()
+        procs = [
+            subprocess.Popen(
+                [*CLI, "process", "--until-idle"],
+                env=box.env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(processes)
+        ]
+        errors = [p.communicate(timeout=3600)[1] for p in procs]
+        wall = time.monotonic() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if any(p.returncode for p in procs):
+            raise RuntimeError(f"processor failed: {' | '.join(e[-300:] for e in errors)}")
+        stored = int(box.scalar("select count(*) from tweets"))
+        if stored != count:
+            raise RuntimeError(f"processor stored {stored} of {count} tweets")
+        # sustained: from the first committed batch to the last one
+        span = float(
+            box.scalar("select extract(epoch from max(stored_at) - min(stored_at)) from tweets")
+        )
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    suffix = "" if processes == 1 else f"_{processes}_procs"
+    return {
+        f"process_tweets_per_s{suffix}": count / span if span > 0 else float("nan"),
+        f"process_wall_s{suffix}": wall,
+        f"process_cpu_s_per_1000{suffix}": cpu / count * 1000,
+        f"process_count{suffix}": count,
+    }
+
+
+def measure_freshness(
+    settings: Settings, rate: str, seconds: float, label: str
+) -> dict[str, float]:
+    """created_at -> row committed in PostgreSQL, p50/p95/p99, at a steady generator rate."""
+    with sandbox(settings, f"fresh-{label}") as box, tempfile.TemporaryFile("w+") as log:
+        processor = subprocess.Popen(
+            [*CLI, "process", "--verbose"], env=box.env(CRYPTOSENT_BATCH_SIZE="5000"),
+            stdout=subprocess.DEVNULL, stderr=log, text=True,
+        )  # fmt: skip
+        try:
+            _wait_for_assignment(processor, log)
+            out = run_cli(box, "generate", "--rate", rate, "--duration", str(seconds))
+            delivered = int(re.search(r"([\d,]+) delivered", out)[1].replace(",", ""))  # type: ignore[index]
+            deadline = time.monotonic() + 600
+            while int(box.scalar("select count(*) from tweets")) < delivered:
+                if time.monotonic() > deadline or processor.poll() is not None:
+                    raise RuntimeError("processor did not catch up with the generator")
+                time.sleep(0.5)
+        finally:
+            processor.send_signal(signal.SIGINT)
+            processor.wait(timeout=120)
+        with psycopg.connect(box.database_url) as conn:
+            row = conn.execute(
+                "select percentile_cont(array[0.5, 0.95, 0.99]) within group"
+                " (order by extract(epoch from stored_at - created_at)) from tweets"
+            ).fetchone()
+    assert row is not None
+    p50, p95, p99 = (float(v) for v in row[0])
+    return {
+        f"freshness{label}_p50_s": p50,
+        f"freshness{label}_p95_s": p95,
+        f"freshness{label}_p99_s": p99,
+        f"freshness{label}_tweets": float(delivered),
+    }
+
+
+def _wait_for_assignment(proc: subprocess.Popen[str], log: IO[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline:
+        log.seek(0)
+        seen = log.read()
+        if "assigned partitions" in seen:
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"processor exited: {seen[-300:]}")
+        time.sleep(0.2)
+    raise RuntimeError("processor got no partitions within a minute")

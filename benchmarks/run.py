@@ -1,0 +1,139 @@
+"""`cryptosent bench`: every stage measured in one run, side by side, on the real local stack.
+
+Stages: sentiment (vaderSentiment vs our analyzers), produce, process (1 and 2 members),
+freshness (2,000/min and 10,000/s), dashboard (queries at 10M tweets). `--quick` shrinks every
+size so the harness itself can be smoke-tested in `make test`; its numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptosent.config import Settings
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each stage does."""
+
+    sentiment_texts: int
+    produce: int
+    process: int
+    fresh_slow_s: float
+    fresh_fast_s: float
+    dashboard_rows: int
+
+
+FULL = Sizes(50_000, 1_000_000, 200_000, 60.0, 20.0, 10_000_000)
+QUICK = Sizes(2_000, 20_000, 10_000, 5.0, 3.0, 20_000)
+
+TARGETS = {
+    "sentiment_speedup_vs_vadersentiment": (">=", 5.0),
+    "produce_tweets_per_s": (">=", 50_000.0),
+    "process_tweets_per_s": (">=", 20_000.0),
+    "freshness_p95_s": ("<=", 2.0),
+    "dashboard_query_ms_max": ("<=", 200.0),
+    "dashboard_refresh_ms": ("<=", 1000.0),
+}
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        mem_kb = 0
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def stages(settings: Settings, sizes: Sizes) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
+    """The stages in order, each a name and a function returning its figures."""
+    from benchmarks import pipeline
+
+    def sentiment() -> dict[str, Any]:
+        from benchmarks.sentiment import measure
+        from cryptosent.sources.mock import MockGenerator
+
+        texts = [t.text for t in MockGenerator(seed=42).tweets(sizes.sentiment_texts)]
+        return dict(measure(texts))
+
+    def dashboard() -> dict[str, Any]:
+        from benchmarks.dashboard import measure
+
+        return dict(measure(settings.database_dsn(), rows=sizes.dashboard_rows))
+
+    def freshness() -> dict[str, Any]:
+        slow = pipeline.measure_freshness(settings, "2000/min", sizes.fresh_slow_s, "")
+        fast = pipeline.measure_freshness(settings, "10000/s", sizes.fresh_fast_s, "_10k")
+        return {**slow, **fast}
+
+    return [
+        ("sentiment", sentiment),
+        ("produce", lambda: pipeline.measure_produce(settings, sizes.produce)),
+        ("process", lambda: pipeline.measure_process(settings, sizes.process, 1)),
+        ("process ×2", lambda: pipeline.measure_process(settings, sizes.process, 2)),
+        ("freshness", freshness),
+        ("dashboard", dashboard),
+    ]
+
+
+def run(
+    settings: Settings,
+    *,
+    quick: bool,
+    only: set[str] | None = None,
+    on_stage: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Run the stages (all, or `only`); failures are recorded, not raised."""
+    sizes = QUICK if quick else FULL
+    result: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": quick,
+        "machine": machine(),
+        "sizes": sizes.__dict__,
+        "command": " ".join(["cryptosent", "bench", *sys.argv[2:]]),
+        "errors": {},
+    }
+    todo = [(n, f) for n, f in stages(settings, sizes) if only is None or n.split()[0] in only]
+    for index, (name, measure) in enumerate(todo):
+        if on_stage is not None:
+            on_stage(name, index, len(todo))
+        try:
+            result.update(measure())
+        except Exception as err:  # one broken stage must not hide the others
+            result["errors"][name] = f"{type(err).__name__}: {err}"
+    return result
+
+
+def verdicts(result: dict[str, Any]) -> dict[str, bool]:
+    """Which targets the figures meet."""
+    met = {}
+    for key, (op, target) in TARGETS.items():
+        value = result.get(key)
+        if isinstance(value, int | float):
+            met[key] = value >= target if op == ">=" else value <= target
+    return met
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    """Write the figures as JSON."""
+    path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,36 @@
+"""`cryptosent bench --quick`: the harness runs every stage and writes the JSON contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cryptosent.stack.manager import Stack
+
+REQUIRED = [
+    "sentiment_vadersentiment_per_s", "sentiment_vader_per_s", "sentiment_vader_exact",
+    "sentiment_speedup_vs_vadersentiment", "produce_tweets_per_s", "process_tweets_per_s",
+    "process_tweets_per_s_2_procs", "freshness_p95_s", "dashboard_query_ms_max",
+]  # fmt: skip
+
+
+@pytest.mark.timeout(900)
+def test_quick_bench_writes_every_figure(stack: Stack, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "cryptosent", "bench", "--quick", "--json", str(out)],
+        capture_output=True, text=True, timeout=850, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    missing = [key for key in REQUIRED if key not in figures]
+    assert not missing, missing
+    assert figures["errors"] == {}
+    assert figures["sentiment_vader_exact"] is True
+    assert figures["machine"]["cores"] >= 1 and figures["date"]
+    assert figures["process_count"] == 10_000
+    assert "produce_tweets_per_s" in result.stdout

@@ -115,3 +115,12 @@ def test_unreachable_database_is_one_clear_line(monkeypatch: pytest.MonkeyPatch)
     assert f"PostgreSQL unreachable at postgresql://u:****@127.0.0.1:{port}/d" in lines[0]
     assert "cryptosent stack up" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_env_example_documents_every_setting() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    documented = (repo / ".env.example").read_text()
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        names = list(alias.choices) if alias is not None else [f"CRYPTOSENT_{name.upper()}"]  # type: ignore[union-attr]
+        assert any(str(n) in documented for n in names), f"{names} missing from .env.example"

@@ -1,0 +1,100 @@
+"""Render docs/benchmarks.md from a `cryptosent bench --json` file (and optionally a profile).
+
+.venv/bin/python -m benchmarks.report bench.json [profile.txt] > docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks.run import TARGETS, verdicts
+
+ROWS = [
+    ("sentiment", "vaderSentiment 3.3.2, texts/s", "sentiment_vadersentiment_per_s"),
+    ("sentiment", "our `vader` (exact), texts/s", "sentiment_vader_per_s"),
+    ("sentiment", "our `crypto`, texts/s", "sentiment_crypto_per_s"),
+    ("sentiment", "`vader` identical to vaderSentiment on every text", "sentiment_vader_exact"),
+    ("sentiment", "speed-up of `vader` over vaderSentiment", "sentiment_speedup_vs_vadersentiment"),
+    ("produce", "`generate --rate max` into Kafka, tweets/s", "produce_tweets_per_s"),
+    ("process", "1 processor, all sinks, tweets/s (sustained)", "process_tweets_per_s"),
+    ("process", "1 processor, CPU s per 1,000 tweets", "process_cpu_s_per_1000"),
+    ("process", "2 processors in one group, tweets/s", "process_tweets_per_s_2_procs"),
+    ("freshness", "created_at -> row in PostgreSQL at 2,000/min, p50 s", "freshness_p50_s"),
+    ("freshness", "same, p95 s", "freshness_p95_s"),
+    ("freshness", "same, p99 s", "freshness_p99_s"),
+    ("freshness", "at 10,000 tweets/s, p50 s", "freshness_10k_p50_s"),
+    ("freshness", "at 10,000 tweets/s, p95 s", "freshness_10k_p95_s"),
+    ("freshness", "at 10,000 tweets/s, p99 s", "freshness_10k_p99_s"),
+    ("dashboard", "slowest query at 10M tweets, max ms", "dashboard_query_ms_max"),
+    ("dashboard", "queries at 10M tweets, p95 ms", "dashboard_query_ms_p95"),
+    ("dashboard", "full refresh at 10M tweets, ms", "dashboard_refresh_ms"),
+]
+
+
+def fmt(value: Any) -> str:
+    """A figure for the table."""
+    if isinstance(value, bool):
+        return "yes" if value else "**no**"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "not measured"
+
+
+def render(result: dict[str, Any], profile: str | None = None) -> str:
+    """The markdown page."""
+    met = verdicts(result)
+    m = result["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Measured by `cryptosent bench --json bench.json` on the real local stack (Kafka, "
+        "PostgreSQL, versitygw S3), each stage on its own topic, database and S3 prefix, through "
+        "the real CLI. Page rendered by `python -m benchmarks.report bench.json profile.txt`.",
+        "",
+        f"- date: {result['date']}",
+        f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}",
+        f"- sizes: {', '.join(f'{k}={v:,}' for k, v in result['sizes'].items())}",
+        "",
+        *(
+            ["**This is a `--quick` run: sizes are tiny and the figures mean nothing.**", ""]
+            if result.get("quick")
+            else []
+        ),
+        "| stage | figure | value | target |",
+        "|---|---|---|---|",
+    ]
+    for stage, label, key in ROWS:
+        target = TARGETS.get(key)
+        target_text = ""
+        if target:
+            target_text = f"{target[0]} {target[1]:,.0f}" + (
+                " ✓" if met.get(key) else (" ✗" if key in met else "")
+            )
+        lines.append(f"| {stage} | {label} | {fmt(result.get(key))} | {target_text} |")
+    if result.get("errors"):
+        lines += ["", "Stages that failed in this run:", ""]
+        lines += [f"- {stage}: `{message}`" for stage, message in result["errors"].items()]
+    if profile:
+        lines += [
+            "",
+            "## Where the processor's time goes",
+            "",
+            "`python -m benchmarks.profile_process 100000` (pyinstrument, one processor draining "
+            "100,000 tweets with every sink on):",
+            "",
+            "```",
+            profile.strip(),
+            "```",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    data = json.loads(Path(sys.argv[1]).read_text())
+    prof = Path(sys.argv[2]).read_text() if len(sys.argv) > 2 else None
+    sys.stdout.write(render(data, prof))

@@ -13,6 +13,10 @@ from cryptosent.analysis.coins import coin_mentions
 from cryptosent.analysis.sentiment import Analyzer, label
 from cryptosent.model import Tweet
 
+# pyarrow loads pandas (about a second) the first time it builds a tz-aware timestamp array:
+# pay that when the processor starts, not in the first batch's latency
+pa.array([0], pa.timestamp("us", tz="UTC"))
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 

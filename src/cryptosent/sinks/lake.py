@@ -135,7 +135,7 @@ def render(buffer: LakeBuffer, topic: str) -> PendingObjects:
             pq.write_table(part, parquet, compression="zstd")
             blobs[f"processed/{hour}/{name}.parquet"] = parquet.getvalue()
             lines = b"".join(_one_line(buffer.raw[i]) + b"\n" for i in indexes)
-            blobs[f"raw/{hour}/{name}.jsonl.gz"] = gzip.compress(lines, compresslevel=5, mtime=0)
+            blobs[f"raw/{hour}/{name}.jsonl.gz"] = gzip.compress(lines, compresslevel=1, mtime=0)
     return PendingObjects(blobs, dict(buffer.ranges), buffer.rows)
 
 

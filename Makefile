@@ -15,13 +15,13 @@ VERSITYGW   := github.com/versity/versitygw/cmd/versitygw@v1.2.0
 KAFKA_POM   := src/cryptosent/stack/kafka-pom.xml
 APT_PACKAGES := postgresql kcat chromium
 
-.PHONY: help setup venv system-packages kafka-jars objectstore lint typecheck test test-unit \
+.PHONY: help setup venv vader-core system-packages kafka-jars objectstore lint typecheck test test-unit \
         test-integration demo clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-setup: venv system-packages kafka-jars objectstore  ## install everything (venv, Kafka jars, S3 server, PostgreSQL); start nothing
+setup: venv vader-core system-packages kafka-jars objectstore  ## install everything (venv, Kafka jars, S3 server, PostgreSQL); start nothing
 	@echo "==> setup complete: 'make demo' runs the pipeline, 'make test' the suite"
 
 # ---- Python ------------------------------------------------------------------------------------
@@ -35,6 +35,22 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	@$(BIN)/uv pip install --python $(BIN)/python -r requirements.lock \
 	  || { echo "setup failed: installing requirements.lock from PyPI"; exit 1; }
 	@$(BIN)/uv pip install --python $(BIN)/python -q --no-deps -e .
+	@touch $@
+
+# ---- compiled VADER core: Rust (PyO3) built by maturin into the venv, rebuilt when its sources change
+VADER_CORE := rust/vader_core
+vader-core: $(VENV)/.vader-core  ## build the compiled sentiment core (Rust) into the venv
+$(VENV)/.vader-core: $(VENV)/.installed $(VADER_CORE)/Cargo.toml $(VADER_CORE)/Cargo.lock \
+                     $(VADER_CORE)/pyproject.toml $(wildcard $(VADER_CORE)/src/*.rs)
+	@echo "==> [1/4] Python: compiled sentiment core ($(VADER_CORE)): cargo build via maturin"
+	@export PATH="$$PATH:$$HOME/.cargo/bin"; \
+	 command -v cargo >/dev/null || { echo "setup failed: cargo not found (install Rust 1.85+ with rustup) to build $(VADER_CORE)"; exit 1; }; \
+	 rm -rf $(VADER_CORE)/target/wheels; \
+	 $(BIN)/maturin build --release --locked --quiet -m $(VADER_CORE)/Cargo.toml -i $(BIN)/python \
+	   -o $(VADER_CORE)/target/wheels >/dev/null \
+	   || { echo "setup failed: building $(VADER_CORE) with maturin (run 'make vader-core' after fixing the cargo error above)"; exit 1; }
+	@$(BIN)/uv pip install --python $(BIN)/python -q --reinstall --no-deps $(VADER_CORE)/target/wheels/*.whl \
+	  || { echo "setup failed: installing the $(VADER_CORE) wheel into $(VENV)"; exit 1; }
 	@touch $@
 
 # ---- Debian packages: PostgreSQL server, kcat (a Kafka client outside the project), Chromium ----

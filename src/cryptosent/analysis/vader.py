@@ -6,6 +6,10 @@ reproduced so that :meth:`VaderEngine.scores` returns exactly the same four floa
 cache of everything the rules ask about a word), from skipping the rule window for the many words
 that carry no valence, and from emoji substitution through one ``str.translate`` call.
 
+When the compiled core (``rust/vader_core``, module ``cryptosent_vader_core``) is installed,
+:meth:`VaderEngine.use_native` hands it the same tables and ``scores`` runs there; this module
+stays the reference it is tested against and the fallback without it.
+
 The lexicon files are read from the installed ``vaderSentiment`` package, never copied.
 """
 
@@ -17,7 +21,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import compress
 from operator import and_
 from pathlib import Path
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
+
+from cryptosent.analysis._native import CORE, MODULE_NAME, NativeEngine
 
 # vaderSentiment's empirically derived constants, unchanged.
 B_INCR = 0.293
@@ -191,6 +197,11 @@ def _special_idioms_check(valence: float, lows: Sequence[str], i: int) -> float:
 class VaderEngine:
     """VADER's rules over a given lexicon; with vaderSentiment's lexicons it *is* VADER."""
 
+    # Instance attributes rather than methods, so that the compiled core's bound methods are
+    # called directly, with no Python frame in between.
+    scores: Callable[[str], Scores]
+    scores_many: Callable[[Sequence[str]], list[Scores]]
+
     def __init__(
         self,
         lexicon: Mapping[str, float],
@@ -209,6 +220,53 @@ class VaderEngine:
         self._clean_token = clean_token
         self._caps_neutral = frozenset(caps_neutral)
         self._cache: dict[str, TokenInfo] = {}
+        self.native: NativeEngine | None = None
+        self.scores = self.python_scores
+        self.scores_many = self.python_scores_many
+
+    def use_native(self, required: bool | None = None, crypto: Any = None) -> bool:
+        """Score with the compiled core from now on, if it is installed; False if it is not.
+
+        ``required=True`` raises when it is missing; ``False`` keeps the pure-Python path.
+        ``crypto`` carries the crypto analyzer's tokenisation tables.
+        """
+        if required is False:
+            return False
+        if CORE is None:
+            if required:
+                raise RuntimeError(
+                    f"the compiled sentiment core ({MODULE_NAME}) is not installed: "
+                    "run 'make vader-core'"
+                )
+            return False
+        engine: NativeEngine = CORE.Engine(
+            list(self.lexicon.items()),
+            list(BOOSTER_DICT.items()),
+            list(NEGATE),
+            list(_IDIOM_WORDS),
+            list(SPECIAL_CASES.items()),
+            list(self._caps_neutral),
+            [(chr(code), text) for code, text in self.emoji_table.items()],
+            self.unicode_facts,
+            self.python_scores,
+            Scores,
+            EMPTY_SCORES,
+            NEUTRAL_SCORES,
+            crypto,
+        )
+        self.native = engine
+        self.scores = engine.scores
+        self.scores_many = engine.scores_many
+        return True
+
+    def unicode_facts(self, raw: str) -> tuple[Any, ...]:
+        """What the compiled core asks Python about a non-ASCII token: Python's own Unicode.
+
+        ``(low, low.lower(), isupper)`` of the cleaned token; ASCII tokens never come here.
+        """
+        word = self._clean_token(raw)
+        low = word.lower()
+        return (low, low.lower(), word.isupper())
 
     def substitute_emoji(self, text: str) -> str:
         """Replace single-code-point emoji by their descriptions, as vaderSentiment does."""
@@ -238,11 +296,16 @@ class VaderEngine:
         emph = upper and low not in self._caps_neutral
         return (low, lex, scored, upper, emph, _negated(low), low in _IDIOM_WORDS, boost)
 
-    def scores(self, text: str) -> Scores:
+    def python_scores(self, text: str) -> Scores:
         """Score one text; equal to ``polarity_scores`` when built with VADER's lexicons."""
         if not (self._emoji_all_ascii_free and text.isascii()):
             text = text.translate(self.emoji_table)
         return self.score_words(text.split(), text)
+
+    def python_scores_many(self, texts: Sequence[str]) -> list[Scores]:
+        """Score many texts in order with the pure-Python path."""
+        scores = self.python_scores
+        return [scores(text) for text in texts]
 
     def score_words(self, words: list[str], text: str) -> Scores:
         """Apply VADER's rules to the whitespace-split ``words`` of ``text``.

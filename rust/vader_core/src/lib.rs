@@ -173,7 +173,11 @@ struct Engine {
 
 /// The crypto analyzer's tables as Python hands them over: crypto tokens, emoji sequence ->
 /// text, and phrase first word -> phrases (as word lists, longest first).
-type CryptoTables = (Vec<String>, Vec<(String, String)>, Vec<(String, Vec<Vec<String>>)>);
+type CryptoTables = (
+    Vec<String>,
+    Vec<(String, String)>,
+    Vec<(String, Vec<Vec<String>>)>,
+);
 
 enum Outcome {
     Empty,
@@ -790,8 +794,6 @@ impl Engine {
         empty: Py<PyAny>,
         neutral: Py<PyAny>,
         crypto: Option<CryptoTables>,
-            Vec<(String, Vec<Vec<String>>)>,
-        )>,
     ) -> PyResult<Self> {
         let mut table = Map::default();
         for (key, description) in emoji_table {

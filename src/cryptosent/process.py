@@ -42,6 +42,9 @@ log = logging.getLogger("cryptosent.process")
 
 Ranges = dict[int, tuple[int, int]]
 
+# bytes of an invalid message's value kept in its dead letter (the rest is cut, see `truncated`)
+DLQ_VALUE_LIMIT = 512 * 1024
+
 
 @dataclass(frozen=True)
 class ProcessorOptions:
@@ -329,6 +332,12 @@ class Processor:
             self.buffer.add(lake_batch, lake_ranges)
 
     def _dead_letter(self, dead: list[tuple[Message, str]]) -> None:
+        failures: list[str] = []
+
+        def delivered(err: KafkaError | None, _message: Message) -> None:
+            if err is not None:
+                failures.append(err.str())
+
         for message, reason in dead:
             headers: list[tuple[str, str | bytes | None]] = [
                 ("error", reason.encode()),
@@ -336,11 +345,23 @@ class Processor:
                 ("source.partition", str(message.partition()).encode()),
                 ("source.offset", str(message.offset()).encode()),
             ]
-            self.dlq.produce(self.dlq_topic, message.value(), message.key(), headers=headers)
+            value = message.value()
+            if value is not None and len(value) > DLQ_VALUE_LIMIT:
+                # a message near the broker's size limit no longer fits once headers are added
+                # (the producer refused it and the processor died on it, again after every
+                # restart): keep its head, and say how long it was
+                headers.append(("truncated", str(len(value)).encode()))
+                value = value[:DLQ_VALUE_LIMIT]
+            self.dlq.produce(
+                self.dlq_topic, value, message.key(), headers=headers, on_delivery=delivered
+            )
         # durable before the offsets move past them
         remaining = self.dlq.flush(30)
-        if remaining:
-            raise RuntimeError(f"{remaining} dead letters not acknowledged by Kafka")
+        if remaining or failures:
+            raise RuntimeError(
+                f"{remaining + len(failures)} dead letters not acknowledged by Kafka"
+                + (f": {failures[0]}" if failures else "")
+            )
         self.stats.dlq += len(dead)
         self.metrics.dlq.inc(len(dead))
 
@@ -491,7 +512,9 @@ class Processor:
                 self.stats.retries += 1
                 self.metrics.retries.labels(sink=what).inc()
                 first_line = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
-                log.warning("%s unavailable (%s); retrying in %.1f s", what, first_line, delay)
+                # the lake's bookkeeping lives in PostgreSQL: name the server that failed
+                failed = "PostgreSQL" if isinstance(err, _pg_errors()) else what
+                log.warning("%s unavailable (%s); retrying in %.1f s", failed, first_line, delay)
                 self.postgres.reset()
                 if self.stop is not None and self.stop.event.wait(delay):
                     raise

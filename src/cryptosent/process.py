@@ -484,10 +484,14 @@ class Processor:
         if not self.assignment_seen:
             return False  # still joining the group: an empty poll means nothing yet
         try:
-            positions = self._positions()
+            if not all(p >= high for _n, p, high in self._positions() if high > 0):
+                return False
+            # a cached high watermark is unknown (negative) until the partition's first fetch,
+            # which looked like an empty partition: a slow first fetch (a broker just started)
+            # made --until-idle exit having consumed nothing; ask the broker before saying yes
+            return all(p >= high for _n, p, high in self._positions(cached=False) if high > 0)
         except Exception:
             return False
-        return all(position >= high for _p, position, high in positions if high > 0)
 
     def _update_lag(self) -> None:
         if not self.assigned:

@@ -1,11 +1,13 @@
 """Sentiment analyzers: speed against vaderSentiment, and quality on two labelled data sets.
 
-Run: ``.venv/bin/python benchmarks/sentiment.py`` (numbers go to docs/sentiment.md by hand).
+Run: ``.venv/bin/python benchmarks/sentiment.py [--json out.json]`` (numbers go to
+docs/sentiment.md by hand). ``measure(texts)`` is also called by ``cryptosent bench``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -25,52 +27,84 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 GROUND_TRUTH = REPO_ROOT.parent / "shared" / "data" / "vader_tweets_groundtruth.tsv"
 CRYPTO_EVAL = REPO_ROOT / "tests" / "data" / "crypto_eval.tsv"
 LABELS = ("negative", "neutral", "positive")
-VADER_CHECK = VaderAnalyzer()
 
 
-def _rates(
-    scorers: dict[str, Callable[[str], Any]], texts: Sequence[str], rounds: int
-) -> dict[str, float]:
+def _run_rounds(
+    scorers: dict[str, Callable[[list[str]], list[Any]]], texts: list[str], rounds: int
+) -> tuple[dict[str, float], dict[str, float], dict[str, list[Any]]]:
     # The machine is shared: the scorers take turns, round after round, and each keeps its
-    # fastest round, so a burst of load elsewhere cannot favour one of them.
+    # fastest round, so a burst of load elsewhere cannot favour one of them. The first round
+    # is also kept apart (fresh analyzers: every token is new to their caches) with its output.
     best = dict.fromkeys(scorers, math.inf)
-    for _ in range(rounds):
+    first: dict[str, float] = {}
+    outputs: dict[str, list[Any]] = {}
+    for round_ in range(rounds):
         for name, score in scorers.items():
             start = time.perf_counter()
-            for text in texts:
-                score(text)
-            best[name] = min(best[name], time.perf_counter() - start)
-    return {name: len(texts) / seconds for name, seconds in best.items()}
+            result = score(texts)
+            seconds = time.perf_counter() - start
+            best[name] = min(best[name], seconds)
+            if round_ == 0:
+                first[name] = seconds
+                outputs[name] = result
+    per_s = {name: len(texts) / seconds for name, seconds in best.items()}
+    cold = {name: len(texts) / seconds for name, seconds in first.items()}
+    return per_s, cold, outputs
 
 
-def measure(texts: list[str], rounds: int = 3) -> dict[str, Any]:
+def _one_by_one(score: Callable[[str], Any]) -> Callable[[list[str]], list[Any]]:
+    return lambda texts: [score(text) for text in texts]
+
+
+def measure(texts: list[str], rounds: int = 3, python_paths: bool = False) -> dict[str, Any]:
     """Texts/s of vaderSentiment, our ``vader`` and our ``crypto`` on ``texts``, and exactness.
 
-    Our analyzers are built fresh, so their first round starts with an empty token cache.
+    Each is called once per text (as the processor does); ``*_batch_per_s`` is one
+    ``scores_many`` call for all texts. Rates are the best of ``rounds`` interleaved rounds;
+    ``*_cold_per_s`` is the first round of fresh analyzers (empty token caches).
+    ``sentiment_vader_exact``: our ``vader`` equals vaderSentiment on every text.
+    ``python_paths`` also times the pure-Python fallback.
     """
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
     reference = SentimentIntensityAnalyzer()
-    exact = all(
-        VADER_CHECK.scores(text) == Scores(e["compound"], e["pos"], e["neu"], e["neg"])
-        for text in texts
-        for e in (reference.polarity_scores(text),)
-    )
-    rates = _rates(
-        {
-            "vaderSentiment": reference.polarity_scores,
-            "vader": VaderAnalyzer().scores,
-            "crypto": CryptoAnalyzer().scores,
-        },
-        texts,
-        rounds,
-    )
-    result: dict[str, Any] = {"texts": len(texts)}
-    result.update({f"{name}_per_s": rate for name, rate in rates.items()})
-    result["exact"] = exact
-    result["vader_speedup"] = rates["vader"] / rates["vaderSentiment"]
-    result["crypto_speedup"] = rates["crypto"] / rates["vaderSentiment"]
+    vader, crypto = VaderAnalyzer(), CryptoAnalyzer()
+    vader_batch, crypto_batch = VaderAnalyzer(), CryptoAnalyzer()
+    scorers = {
+        "vadersentiment": _one_by_one(reference.polarity_scores),
+        "vader": _one_by_one(vader.scores),
+        "crypto": _one_by_one(crypto.scores),
+        "vader_batch": vader_batch.scores_many,
+        "crypto_batch": crypto_batch.scores_many,
+    }
+    if python_paths:
+        scorers["vader_python"] = _one_by_one(VaderAnalyzer(native=False).scores)
+        scorers["crypto_python"] = _one_by_one(CryptoAnalyzer(native=False).scores)
+    per_s, cold, outputs = _run_rounds(scorers, texts, rounds)
+    expected = [
+        Scores(e["compound"], e["pos"], e["neu"], e["neg"]) for e in outputs["vadersentiment"]
+    ]
+    result: dict[str, Any] = {
+        "sentiment_texts": len(texts),
+        "sentiment_native": vader.native is not None and crypto.native is not None,
+    }
+    result.update({f"sentiment_{name}_per_s": rate for name, rate in per_s.items()})
+    for name in ("vader", "crypto"):
+        result[f"sentiment_{name}_cold_per_s"] = cold[name]
+    result["sentiment_vader_exact"] = outputs["vader"] == expected == outputs["vader_batch"]
+    if python_paths:
+        result["sentiment_vader_python_exact"] = outputs["vader_python"] == expected
+    base = per_s["vadersentiment"]
+    result["sentiment_speedup_vs_vadersentiment"] = per_s["vader"] / base
+    result["sentiment_crypto_speedup_vs_vadersentiment"] = per_s["crypto"] / base
     return result
+
+
+def generated_tweets(count: int, seed: int = 1) -> list[str]:
+    """The texts of ``count`` tweets from the mock generator (what the pipeline scores)."""
+    from cryptosent.sources.mock import MockGenerator
+
+    return [tweet.text for tweet in MockGenerator(seed=seed).tweets(count)]
 
 
 def pearson(xs: Sequence[float], ys: Sequence[float]) -> float:
@@ -138,18 +172,41 @@ def evaluate() -> dict[str, dict[str, float]]:
 
 
 def main() -> None:
-    """Print the speed comparison and the quality table."""
+    """Print the speed comparison and the quality table; --json writes the speed numbers."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--texts", type=int, default=50_000, help="how many texts to time")
+    parser.add_argument("--texts", type=int, default=50_000, help="how many tweets to time")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the mock generator")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, best kept")
+    parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     args = parser.parse_args()
+    texts = generated_tweets(args.texts, args.seed)
+    result = measure(texts, rounds=args.rounds, python_paths=True)
     tweets = [text for _, text in load_ground_truth()]
-    cold = measure(tweets, rounds=1)
-    texts = (tweets * (args.texts // len(tweets) + 1))[: args.texts]
-    warm = measure(texts)
-    print(f"speed, {cold['texts']} unique tweets, fresh analyzers (cold token cache):")
-    print(_speed_line(cold))
-    print(f"speed, the tweets repeated to {warm['texts']} texts (best of 3 interleaved rounds):")
-    print(_speed_line(warm))
+    rated = measure(tweets, rounds=1)
+    result["sentiment_groundtruth_vader_exact"] = rated["sentiment_vader_exact"]
+    print(
+        f"speed, {len(texts):,} generated tweets (MockGenerator(seed={args.seed})), "
+        f"texts/s, best of {args.rounds} interleaved rounds, compiled core: "
+        f"{result['sentiment_native']}"
+    )
+    base = result["sentiment_vadersentiment_per_s"]
+    print(f"  vaderSentiment 3.3.2  {base:>10,.0f}")
+    for name in ("vader", "crypto"):
+        for variant, what in (
+            ("", "scores(text) per text"),
+            ("_batch", "scores_many(texts)"),
+            ("_cold", "first round, empty cache"),
+            ("_python", "pure-Python fallback"),
+        ):
+            rate = result[f"sentiment_{name}{variant}_per_s"]
+            print(f"  {name:<7}{what:<26}{rate:>10,.0f}  x{rate / base:.2f}")
+    print(
+        f"  vader equals vaderSentiment on every text: {result['sentiment_vader_exact']} "
+        f"(pure Python: {result['sentiment_vader_python_exact']}; "
+        f"the {len(tweets):,} rated tweets: {result['sentiment_groundtruth_vader_exact']})"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print()
     print("| analyzer | tweets r | tweets macro-F1 | tweets acc | crypto macro-F1 | crypto acc |")
     print("|---|---|---|---|---|---|")
@@ -159,15 +216,6 @@ def main() -> None:
             f"| {row['tweets_accuracy']:.4f} | {row['crypto_macro_f1']:.4f} "
             f"| {row['crypto_accuracy']:.4f} |"
         )
-
-
-def _speed_line(result: dict[str, Any]) -> str:
-    return (
-        f"  vaderSentiment {result['vaderSentiment_per_s']:>9,.0f}/s   "
-        f"vader {result['vader_per_s']:>9,.0f}/s (x{result['vader_speedup']:.2f})   "
-        f"crypto {result['crypto_per_s']:>9,.0f}/s (x{result['crypto_speedup']:.2f})   "
-        f"exact={result['exact']}"
-    )
 
 
 if __name__ == "__main__":

@@ -74,14 +74,29 @@ fn is_punct(c: char) -> bool {
     c.is_ascii_punctuation()
 }
 
+/// `str.split()`: runs of non-whitespace.
 fn split_py(text: &str) -> Vec<&str> {
-    if text.is_ascii() {
-        text.split(|c: char| matches!(c, '\t'..='\r' | '\x1c'..=' '))
-            .filter(|w| !w.is_empty())
-            .collect()
-    } else {
-        text.split(is_py_space).filter(|w| !w.is_empty()).collect()
+    let mut words = Vec::with_capacity(16);
+    let mut start: Option<usize> = None;
+    for (index, c) in text.char_indices() {
+        let space = if c.is_ascii() {
+            matches!(c, '\t'..='\r' | '\x1c'..=' ')
+        } else {
+            is_py_space(c)
+        };
+        match (space, start) {
+            (true, Some(from)) => {
+                words.push(&text[from..index]);
+                start = None;
+            }
+            (false, None) => start = Some(index),
+            _ => {}
+        }
     }
+    if let Some(from) = start {
+        words.push(&text[from..]);
+    }
+    words
 }
 
 fn ascii_lower(word: &str) -> String {
@@ -306,13 +321,26 @@ impl Engine {
         }
         match &self.crypto {
             None => {
-                let mut out = String::with_capacity(text.len() + 32);
-                for c in text.chars() {
-                    match self.emoji_table.get(&c) {
-                        Some(description) => out.push_str(description),
-                        None => out.push(c),
+                // Copy the text between emoji in runs; only non-ASCII characters are looked up.
+                let mut out = String::new();
+                let mut copied = 0;
+                for (index, c) in text.char_indices() {
+                    if c.is_ascii() && self.emoji_ascii_free {
+                        continue;
+                    }
+                    if let Some(description) = self.emoji_table.get(&c) {
+                        if out.is_empty() {
+                            out.reserve(text.len() + 64);
+                        }
+                        out.push_str(&text[copied..index]);
+                        out.push_str(description);
+                        copied = index + c.len_utf8();
                     }
                 }
+                if copied == 0 {
+                    return text.into();
+                }
+                out.push_str(&text[copied..]);
                 out.into()
             }
             Some(crypto) => crypto_substitute(crypto, text).into(),
@@ -330,26 +358,37 @@ impl Engine {
         let questions = bytes.iter().filter(|&&b| b == b'?').count();
         // Another thread may empty the cache while Python is called back: then look again.
         loop {
-            self.ensure_cached(py, &words)?;
-            let merged = match &self.crypto {
-                Some(crypto) => {
-                    let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-                    match merge_phrases(crypto, &cache, &words) {
-                        Some(merged) => merged,
-                        None => continue,
+            let merged = {
+                let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                let mut infos: Vec<&Info> = Vec::with_capacity(words.len());
+                for word in &words {
+                    match cache.get(*word) {
+                        Some(info) => infos.push(info),
+                        None => break,
                     }
                 }
-                None => None,
-            };
-            let result = match &merged {
-                None => self.score_words(&words, exclamations, questions),
-                Some(merged) => {
-                    self.ensure_cached(py, merged)?;
-                    self.score_words(merged, exclamations, questions)
+                match (infos.len() == words.len()).then_some(infos) {
+                    None => None,
+                    Some(infos) => {
+                        match self
+                            .crypto
+                            .as_ref()
+                            .and_then(|c| merge_phrases(c, &infos, &words))
+                        {
+                            None => return Ok(self.apply_rules(&infos, exclamations, questions)),
+                            Some(merged) => Some(merged),
+                        }
+                    }
                 }
             };
-            if let Some(outcome) = result {
-                return Ok(outcome);
+            match merged {
+                None => self.ensure_cached(py, &words)?,
+                Some(merged) => {
+                    self.ensure_cached(py, &merged)?;
+                    if let Some(outcome) = self.score_words(&merged, exclamations, questions) {
+                        return Ok(outcome);
+                    }
+                }
             }
         }
     }
@@ -376,8 +415,8 @@ impl Engine {
         }
         let uppers = t.iter().filter(|info| info.upper).count();
         let cap_diff = 0 < uppers && uppers < n;
-        let mut values: Vec<f64> = Vec::new();
-        let mut positions: Vec<usize> = Vec::new();
+        let mut values: Vec<f64> = Vec::with_capacity(8);
+        let mut positions: Vec<usize> = Vec::with_capacity(8);
         let mut idiom_pairs: Option<bool> = None;
         let boosted = |valence: f64, k: usize, damp: f64| -> f64 {
             // _scalar_inc_dec(), then the damping for two or three words back.
@@ -630,7 +669,8 @@ fn is_emoji_modifier(c: char) -> bool {
 /// `[RI]{2} | start [tail]* (ZWJ [^\s\x00-\x7f] [tail]*)*` with each match replaced by
 /// " description " (a flag by " ").
 fn crypto_substitute(crypto: &Crypto, text: &str) -> String {
-    let chars: Vec<char> = text.chars().filter(|&c| !is_emoji_modifier(c)).collect();
+    let mut chars: Vec<char> = Vec::with_capacity(text.len());
+    chars.extend(text.chars().filter(|&c| !is_emoji_modifier(c)));
     let mut out = String::with_capacity(text.len() + 32);
     let n = chars.len();
     let mut i = 0;
@@ -690,39 +730,30 @@ fn crypto_substitute(crypto: &Crypto, text: &str) -> String {
     out
 }
 
-/// Merges crypto phrases ("to the moon" -> "to_the_moon"); None if a token is not cached,
-/// Some(None) if nothing was merged.
-#[allow(clippy::option_option)]
-fn merge_phrases<S: AsRef<str>>(
-    crypto: &Crypto,
-    cache: &Map<Box<str>, Info>,
-    words: &[S],
-) -> Option<Option<Vec<String>>> {
-    let mut infos: Vec<&Info> = Vec::with_capacity(words.len());
-    for word in words {
-        infos.push(cache.get(word.as_ref())?);
-    }
+/// Merges crypto phrases ("to the moon" -> "to_the_moon"); None if nothing was merged.
+fn merge_phrases(crypto: &Crypto, infos: &[&Info], words: &[&str]) -> Option<Vec<String>> {
     if !infos.iter().any(|info| info.phrase.is_some()) {
-        return Some(None);
+        return None;
     }
     let raw_lower_eq = |k: usize, part: &str| -> bool {
         match &infos[k].unicode_lowers {
             Some(lowers) => &*lowers.0 == part,
-            None => ascii_lower_eq(words[k].as_ref(), part),
+            None => ascii_lower_eq(words[k], part),
         }
     };
     let tail_lower_eq = |k: usize, part: &str| -> bool {
         match &infos[k].unicode_lowers {
             Some(lowers) => &*lowers.1 == part,
-            None => ascii_lower_eq(words[k].as_ref().trim_end_matches(is_punct), part),
+            None => ascii_lower_eq(words[k].trim_end_matches(is_punct), part),
         }
     };
     let n = words.len();
     let mut merged = Vec::with_capacity(n);
+    let mut any_merged = false;
     let mut i = 0;
     while i < n {
         let mut step = 1;
-        let mut word = words[i].as_ref().to_owned();
+        let mut word = words[i].to_owned();
         if let Some(list) = infos[i].phrase {
             for parts in &crypto.phrase_lists[list as usize] {
                 let k = parts.len();
@@ -730,12 +761,9 @@ fn merge_phrases<S: AsRef<str>>(
                     && (1..k - 1).all(|j| raw_lower_eq(i + j, &parts[j]))
                     && tail_lower_eq(i + k - 1, &parts[k - 1])
                 {
-                    word = words[i..i + k]
-                        .iter()
-                        .map(AsRef::as_ref)
-                        .collect::<Vec<&str>>()
-                        .join("_");
+                    word = words[i..i + k].join("_");
                     step = k;
+                    any_merged = true;
                     break;
                 }
             }
@@ -743,7 +771,7 @@ fn merge_phrases<S: AsRef<str>>(
         merged.push(word);
         i += step;
     }
-    Some(Some(merged))
+    any_merged.then_some(merged)
 }
 
 fn new_scores(
@@ -767,6 +795,9 @@ fn new_scores(
             }
             ffi::PyTuple_SET_ITEM(obj.as_ptr(), k as ffi::Py_ssize_t, float);
         }
+        // Four floats can be part of no reference cycle: keep the garbage collector from
+        // walking (and counting) the millions of Scores a batch run keeps alive.
+        ffi::PyObject_GC_UnTrack(obj.as_ptr().cast());
         Ok(obj.unbind())
     }
 }

@@ -80,7 +80,7 @@ messages = st.fixed_dictionaries(
         ),
         "metrics": st.one_of(
             st.dictionaries(st.sampled_from(["likes", "quotes"]), json_values), json_values
-        ),  # fmt: skip
+        ),
         "lang": json_values,
         "v": json_values,
         "extra": json_values,

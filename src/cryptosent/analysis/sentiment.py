@@ -302,10 +302,15 @@ class CryptoAnalyzer(VaderEngine):
             i += step
         return merged
 
+    def substitute_emoji(self, text: str) -> str:
+        """Replace whole emoji sequences by their crypto valence token or description."""
+        if text.isascii():
+            return text
+        return self._emoji_re.sub(self._describe_emoji, text.translate(_EMOJI_MODIFIERS))
+
     def python_scores(self, text: str) -> Scores:
         """Score one text with VADER's rules and the crypto lexicon."""
-        if not text.isascii():
-            text = self._emoji_re.sub(self._describe_emoji, text.translate(_EMOJI_MODIFIERS))
+        text = self.substitute_emoji(text)
         words = text.split()
         if None in map(self._cache.get, words):
             for word in words:

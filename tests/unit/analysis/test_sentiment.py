@@ -1,7 +1,11 @@
-"""cryptosent.analysis.sentiment: VADER exactness, crypto behaviour, robustness, quality."""
+"""cryptosent.analysis.sentiment: VADER exactness, crypto behaviour, robustness, quality.
+
+Exactness runs on both paths: the compiled core (``native``) and the pure-Python fallback.
+"""
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Sequence
@@ -13,7 +17,9 @@ from hypothesis import strategies as st
 
 from cryptosent.analysis.sentiment import (
     ANALYZERS,
+    CryptoAnalyzer,
     Scores,
+    VaderAnalyzer,
     get_analyzer,
     label,
     score_batch,
@@ -99,13 +105,53 @@ def _reference_scores(reference: object, text: str) -> Scores:
     return Scores(result["compound"], result["pos"], result["neu"], result["neg"])
 
 
-def _assert_exact(texts: Sequence[str]) -> None:
-    reference = _vader_reference()
-    vader = get_analyzer("vader")
+# The compiled core is required (make setup builds it): a missing core fails loudly here
+# rather than skipping, so that CI cannot silently test the fallback only.
+PATHS = [pytest.param(True, id="native"), pytest.param(False, id="python")]
+
+
+@functools.cache
+def vader_on(native: bool) -> VaderAnalyzer:
+    """The vader analyzer on the compiled core (native=True) or in pure Python."""
+    return VaderAnalyzer(native=native)
+
+
+@functools.cache
+def crypto_on(native: bool) -> CryptoAnalyzer:
+    """The crypto analyzer on the compiled core (native=True) or in pure Python."""
+    return CryptoAnalyzer(native=native)
+
+
+@functools.cache
+def generated_tweets(count: int = 50_000, seed: int = 7) -> list[str]:
+    """Texts of the mock feed, the benchmark's input (many unique handles, URLs, numbers)."""
+    from cryptosent.sources.mock import MockGenerator
+
+    return [tweet.text for tweet in MockGenerator(seed=seed).tweets(count)]
+
+
+# vaderSentiment's answers, kept so that both paths are compared without asking it twice.
+_EXPECTED: dict[str, Scores] = {}
+
+
+def _expected(text: str) -> Scores:
+    scores = _EXPECTED.get(text)
+    if scores is None:
+        scores = _EXPECTED[text] = _reference_scores(_shared_reference(), text)
+    return scores
+
+
+@functools.cache
+def _shared_reference() -> object:
+    return _vader_reference()
+
+
+def _assert_exact(texts: Sequence[str], native: bool = True) -> None:
+    vader = vader_on(native)
     mismatches = [
         (text, expected, actual)
         for text in texts
-        if (expected := _reference_scores(reference, text)) != (actual := vader.scores(text))
+        if (expected := _expected(text)) != (actual := vader.scores(text))
     ]
     assert not mismatches, f"{len(mismatches)} of {len(texts)} differ, e.g. {mismatches[:3]}"
 
@@ -152,22 +198,55 @@ def macro_f1(gold: Sequence[str], predicted: Sequence[str]) -> float:
 # --- vader: exactly vaderSentiment 3.3.2 ------------------------------------------------------
 
 
-def test_vader_equals_vadersentiment_on_all_ground_truth_tweets() -> None:
+@pytest.mark.parametrize("native", PATHS)
+def test_vader_equals_vadersentiment_on_all_ground_truth_tweets(native: bool) -> None:
     rows = _ground_truth()
     assert len(rows) == 4200
-    _assert_exact([text for _, text in rows])
+    _assert_exact([text for _, text in rows], native)
 
 
-def test_vader_equals_vadersentiment_on_stress_texts() -> None:
-    _assert_exact(stress_texts(3000, seed=0) + stress_texts(1000, seed=1))
+@pytest.mark.parametrize("native", PATHS)
+def test_vader_equals_vadersentiment_on_stress_texts(native: bool) -> None:
+    _assert_exact(stress_texts(3000, seed=0) + stress_texts(1000, seed=1), native)
 
 
-def test_vader_equals_vadersentiment_on_a_long_text_with_but() -> None:
+@pytest.mark.parametrize("native", PATHS)
+def test_vader_equals_vadersentiment_on_50000_generated_tweets(native: bool) -> None:
+    texts = generated_tweets()
+    assert len(texts) == 50_000
+    _assert_exact(texts, native)
+
+
+@pytest.mark.parametrize("native", PATHS)
+def test_vader_equals_vadersentiment_on_a_long_text_with_but(native: bool) -> None:
     long_text = " ".join(stress_texts(400, seed=2)) + " but " + " ".join(stress_texts(50, seed=3))
     assert len(long_text) > 8000
-    _assert_exact([long_text, long_text.upper(), long_text.lower()])
+    _assert_exact([long_text, long_text.upper(), long_text.lower()], native)
 
 
+def test_vader_batch_equals_vadersentiment_on_generated_tweets() -> None:
+    texts = generated_tweets()
+    expected = [_expected(text) for text in texts]
+    assert score_batch(get_analyzer("vader"), texts) == expected
+
+
+def test_crypto_compiled_core_equals_pure_python() -> None:
+    texts = (
+        [text for _, text in _ground_truth()]
+        + [text for text, _ in _crypto_eval()]
+        + stress_texts(3000, seed=6)
+        + generated_tweets()
+    )
+    native, python = crypto_on(True), crypto_on(False)
+    assert native.native is not None and python.native is None
+    mismatches = [
+        (text, a, b) for text in texts if (a := native.scores(text)) != (b := python.scores(text))
+    ]
+    assert not mismatches, f"{len(mismatches)} of {len(texts)} differ, e.g. {mismatches[:3]}"
+    assert native.scores_many(texts[:5000]) == python.scores_many(texts[:5000])
+
+
+@pytest.mark.parametrize("native", PATHS)
 @pytest.mark.parametrize(
     "text",
     [
@@ -192,8 +271,8 @@ def test_vader_equals_vadersentiment_on_a_long_text_with_but() -> None:
         "he said yeah right to die for",
     ],
 )
-def test_vader_reproduces_documented_rules_and_quirks(text: str) -> None:
-    _assert_exact([text])
+def test_vader_reproduces_documented_rules_and_quirks(text: str, native: bool) -> None:
+    _assert_exact([text], native)
 
 
 # --- crypto analyzer behaviour ----------------------------------------------------------------
@@ -342,8 +421,9 @@ def _assert_in_range(scores: Scores) -> None:
 @settings(max_examples=400, deadline=None)
 @given(st.text(max_size=300))
 def test_never_raises_and_scores_stay_in_range(text: str) -> None:
-    for name in ANALYZERS:
-        _assert_in_range(get_analyzer(name).scores(text))
+    for native in (True, False):
+        _assert_in_range(vader_on(native).scores(text))
+        _assert_in_range(crypto_on(native).scores(text))
 
 
 @settings(max_examples=200, deadline=None)
@@ -356,9 +436,9 @@ def test_never_raises_on_rule_heavy_texts(words: list[str]) -> None:
 
 def test_odd_inputs() -> None:
     odd = ["", " ", "\x00", "\u200b\u200c\u200d", "\u202eknil\u202c", "مرحبا بالعالم", "🚀" * 5000,
-           "\ufe0f" * 10, "\U0001f3fd", "‍👨‍", "!" * 1000, "but " * 2000, "no " * 2000]  # fmt: skip
-    for name in ANALYZERS:
-        analyzer = get_analyzer(name)
+           "\ufe0f" * 10, "\U0001f3fd", "‍👨‍", "!" * 1000, "but " * 2000, "no " * 2000,
+           "good \ud800 day", "\udcff"]  # fmt: skip
+    for analyzer in (vader_on(True), vader_on(False), crypto_on(True), crypto_on(False)):
         for text in odd:
             _assert_in_range(analyzer.scores(text))
         assert analyzer.scores("") == Scores(0.0, 0.0, 0.0, 0.0)
@@ -369,9 +449,9 @@ def test_64_kib_text_is_scored_quickly() -> None:
 
     text = " ".join(stress_texts(4000, seed=5))[: 64 * 1024]
     text = text[:30_000] + " but " + text[30_000:]
-    for name in ANALYZERS:
+    for analyzer in (vader_on(True), vader_on(False), crypto_on(True), crypto_on(False)):
         start = time.perf_counter()
-        _assert_in_range(get_analyzer(name).scores(text))
+        _assert_in_range(analyzer.scores(text))
         assert time.perf_counter() - start < 2.0
 
 

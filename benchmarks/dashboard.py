@@ -12,6 +12,7 @@ Run: ``.venv/bin/python benchmarks/dashboard.py [--rows 10000000] [--runs 20]``
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -215,7 +216,7 @@ def run_queries(url: str, runs: int) -> dict[str, Any]:
             per_query[name] = {"all ranges": max(samples), "p95": _p95(samples)}
         for range_key, window in queries.RANGES.items():
             for name, case in cases.items():
-                samples = _time(lambda case=case, w=window: case(w), runs)
+                samples = _time(functools.partial(case, window), runs)
                 entry = per_query.setdefault(name, {})
                 entry[range_key] = max(samples)
                 entry["p95"] = max(entry.get("p95", 0.0), _p95(samples))

@@ -66,7 +66,7 @@ def sandbox(settings: Settings, name: str) -> Iterator[Sandbox]:
     """A fresh topic (6 partitions), database and S3 prefix; all removed on exit."""
     suffix = f"{name}-{uuid.uuid4().hex[:8]}"
     topic = f"bench-{suffix}"
-    admin = AdminClient(settings.kafka_config())
+    admin = AdminClient({**settings.kafka_config()})
     futures = admin.create_topics(
         [NewTopic(topic, num_partitions=settings.topic_partitions), NewTopic(f"{topic}.dlq", 1)]
     )

@@ -588,7 +588,6 @@ def dashboard(
 ) -> None:
     """Serve the live Streamlit dashboard."""
     import os
-    import subprocess
     from importlib import resources
 
     settings = get_settings()
@@ -608,10 +607,9 @@ def dashboard(
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
         "--server.runOnSave", "false", "--global.developmentMode", "false",
     ]  # fmt: skip
-    try:
-        raise typer.Exit(subprocess.call(argv, env=env))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    sys.stdout.flush()
+    # become Streamlit: signals (Ctrl-C, SIGTERM from `make demo`) reach the server itself
+    os.execve(sys.executable, argv, env)  # noqa: S606 - argv is ours, no shell involved
 
 
 # ------------------------------------------------------------------------------------ demo ---

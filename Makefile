@@ -97,7 +97,7 @@ lint: venv  ## ruff lint + format check
 typecheck: venv  ## mypy (strict) on the package
 	$(BIN)/mypy
 
-test-unit: venv  ## unit tests only (no servers)
+test-unit: venv vader-core  ## unit tests only (no servers)
 	$(BIN)/pytest tests/unit -q
 
 test-integration: setup  ## integration tests against the real local stack

@@ -210,3 +210,49 @@ def test_hostile_messages_go_to_the_dlq_or_are_stored_intact(
     run = p.cli("process", "--until-idle")
     assert run.returncode == 0, run.stderr
     assert p.scalar("select count(*) from tweets where id like 'after-%'") == 5
+
+
+@pytest.mark.timeout(240)
+def test_dashboard_shows_stored_hostile_texts_as_plain_text(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from streamlit.testing.v1 import AppTest
+
+    from cryptosent.config import get_settings
+
+    p = pipeline
+    now = datetime.now(UTC).replace(microsecond=0)
+    texts = {}
+    for number, case in enumerate(c for c in STORED if c.value and "timestamp" not in c.kind):
+        assert case.value is not None
+        text = json.loads(case.value)["text"]
+        stamp = (now - timedelta(seconds=number)).isoformat().replace("+00:00", "Z")
+        texts[f"hostile-{number}"] = text
+        cases = [Case(case.kind, tweet(f"hostile-{number}", text, stamp))]
+        produce(p, cases, tmp_path / f"now-{number}")
+    run = p.cli("process", "--until-idle")
+    assert run.returncode == 0, run.stderr
+    assert dict(p.query("select id, text from tweets")) == texts
+
+    reader = p.settings.dashboard_dsn().rsplit("/", 1)[0] + "/" + p.database_url.rsplit("/", 1)[1]
+    monkeypatch.setenv("CRYPTOSENT_DASHBOARD_DATABASE_URL", reader)
+    get_settings.cache_clear()
+    try:
+        app = Path(__file__).resolve().parents[2] / "src/cryptosent/dashboard/app.py"
+        at = AppTest.from_file(str(app), default_timeout=90).run()
+    finally:
+        get_settings.cache_clear()
+    assert not at.exception, [e.value for e in at.exception]
+    grids = [d.value for d in at.dataframe if "text" in d.value.columns]
+    assert grids, "no grid with tweet texts"
+    shown = set(grids[0]["text"])
+    assert shown == set(texts.values())  # every text, unchanged, as a grid cell
+    # and none went through markdown, HTML or any other rendering element
+    rendered = [m.value for m in at.markdown] + [c.value for c in at.caption]
+    rendered += [t.value for t in at.text] + [str(h.value) for h in at.get("html")]
+    for text in texts.values():
+        marker = text.strip()[:12]
+        if len(marker) >= 6:
+            assert not any(marker in r for r in rendered), marker

@@ -239,6 +239,20 @@ def topic_messages(p: Pipeline) -> int:
     return len(lines)
 
 
+def topic_end(p: Pipeline) -> int:
+    """Sum of the topic's high watermarks (messages written so far)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({**p.settings.kafka_config(), "group.id": "fault-probe"})
+    try:
+        return sum(
+            consumer.get_watermark_offsets(TopicPartition(p.topic, n), timeout=10)[1]
+            for n in range(6)
+        )
+    finally:
+        consumer.close()
+
+
 def lake_counts(p: Pipeline) -> tuple[int, int, set[str]]:
     """(parquet rows, raw lines, distinct ids in parquet) of the whole lake."""
     parquet_rows = 0

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 
 from cryptosent.analysis.coins import coin_mentions
-from cryptosent.analysis.sentiment import Analyzer, label
+from cryptosent.analysis.sentiment import Analyzer, label, score_batch
 from cryptosent.model import Tweet
 
 # pyarrow loads pandas (about a second) the first time it builds a tz-aware timestamp array:
@@ -76,16 +76,15 @@ def score_tweets(
     """Score tweets with both analyzers and find their coins; return the columnar table."""
     n = len(tweets)
     cols: dict[str, list[object]] = {name: [None] * n for name in SCHEMA.names}
-    crypto_scores, vader_scores = crypto.scores, vader.scores
-    for i, tweet in enumerate(tweets):
-        text = tweet.text
-        c = crypto_scores(text)
-        v = vader_scores(text)
+    texts = [tweet.text for tweet in tweets]
+    crypto_all = score_batch(crypto, texts)
+    vader_all = score_batch(vader, texts)
+    for i, (tweet, c, v) in enumerate(zip(tweets, crypto_all, vader_all, strict=True)):
         author = tweet.author
         cols["id"][i] = tweet.id
         # integer microseconds: exact, and spares pyarrow a pandas import for tz-aware datetimes
         cols["created_at"][i] = (tweet.created_at - _EPOCH) // _MICROSECOND
-        cols["text"][i] = text
+        cols["text"][i] = texts[i]
         if author is not None:
             cols["author_id"][i] = author.id
             cols["author_username"][i] = author.username
@@ -96,11 +95,11 @@ def score_tweets(
         cols["retweet_of"][i] = tweet.retweet_of
         cols["reply_to"][i] = tweet.reply_to
         cols["compound"][i], cols["pos"][i], cols["neu"][i], cols["neg"][i] = c
-        cols["label"][i] = label(c.compound)
+        cols["label"][i] = label(c[0])
         cols["vader_compound"][i], cols["vader_pos"][i], cols["vader_neu"][i] = v[:3]
-        cols["vader_neg"][i] = v.neg
-        cols["vader_label"][i] = label(v.compound)
-        cols["coins"][i] = coin_mentions(text)
+        cols["vader_neg"][i] = v[3]
+        cols["vader_label"][i] = label(v[0])
+        cols["coins"][i] = coin_mentions(texts[i])
     cols["kafka_partition"] = list(partitions)
     cols["kafka_offset"] = list(offsets)
     return pa.Table.from_pydict(cols, schema=SCHEMA)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -104,6 +105,17 @@ def consumer_config(kafka: dict[str, str], group: str) -> dict[str, Any]:
     }
 
 
+@dataclass
+class _PendingWrite:
+    """A batch the writer thread is storing in PostgreSQL."""
+
+    future: Future[int]
+    batch: ScoredBatch
+    pg_batch: ScoredBatch
+    pg_ranges: Ranges
+    submitted: float
+
+
 class Processor:
     """One member of the processor consumer group."""
 
@@ -140,12 +152,16 @@ class Processor:
         self.vader = get_analyzer("vader")
         self.assigned: set[int] = set()
         self.assignment_seen = False
+        self.rebalancing = False
         # per partition, the next offset each sink still needs
         self.pg_next: dict[int, int] = {}
         self.lake_next: dict[int, int] = {}
         self.buffer = LakeBuffer()
         self.last_flush = time.monotonic()
         self.retry = Backoff.exponential(initial=0.5, maximum=options.retry_max_s)
+        # one writer thread: PostgreSQL works on batch N while this thread scores batch N+1
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postgres-writer")
+        self._pending: _PendingWrite | None = None
 
     # ---- group membership -----------------------------------------------------------------------
     def subscribe(self) -> None:
@@ -156,6 +172,7 @@ class Processor:
         )  # fmt: skip
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._drain()
         numbers = [tp.partition for tp in partitions]
         self._with_retry("resume", lambda: self._prepare_partitions(numbers))
         committed = {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=30)}
@@ -174,6 +191,7 @@ class Processor:
         consumer.assign(start)
         self.assigned = set(numbers)
         self.assignment_seen = True
+        self.rebalancing = False
         log.info("assigned partitions %s", ",".join(f"{t.partition}@{t.offset}" for t in start))
 
     def _prepare_partitions(self, numbers: list[int]) -> None:
@@ -194,6 +212,8 @@ class Processor:
                 log.info("deleted %d lake objects of an unfinished write", len(keys))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # until the next assignment arrives, an empty assignment does not mean "caught up"
+        self.rebalancing = True
         # flush before the partitions move, so the next owner starts from stored offsets
         self._flush_lake(force=True)
         self._commit_kafka()
@@ -202,6 +222,9 @@ class Processor:
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # another member may already own them: drop unflushed data, its owner will redo it
+        # (a write still in flight is refused by the offsets check if the owner got there first)
+        self.rebalancing = True
+        self._drain()
         self.buffer.clear()
         self._forget([tp.partition for tp in partitions])
 
@@ -248,6 +271,7 @@ class Processor:
             self._commit_kafka()
             self._check_alerts()
         finally:
+            self._writer.shutdown(wait=True)
             self.consumer.close()
             self.postgres.close()
         if self.on_progress is not None:
@@ -296,33 +320,54 @@ class Processor:
         self.metrics.batch_seconds.observe(time.monotonic() - started)
 
     def _store(self, batch: ScoredBatch, dead: list[tuple[Message, str]]) -> None:
+        """Hand the batch to the PostgreSQL writer thread (after the previous one finished), so
+        this thread decodes and scores the next batch while PostgreSQL works on this one."""
+        self._drain()
         pg_batch, pg_ranges = _trim(batch, self.pg_next)
-        if pg_ranges:
-            dead = [
-                (m, r)
-                for m, r in dead
-                if (m.offset() or 0) >= self.pg_next.get(m.partition() or 0, -1)
-            ]
-            if dead:
-                self._dead_letter(dead)
-            sink_started = time.monotonic()
-            try:
-                inserted = self._with_retry(
-                    "PostgreSQL", lambda: self.postgres.write(pg_batch.table, pg_ranges)
-                )
-            except StaleBatch as stale:
-                log.warning("skipping a batch another processor already stored: %s", stale)
-                self._reseek(list(batch.ranges))
-                return
-            self.metrics.sink_seconds.labels(sink="postgres").observe(
-                time.monotonic() - sink_started
-            )
-            self.stats.stored += inserted
-            self.stats.duplicates += pg_batch.size - inserted
-            self.metrics.stored.inc(inserted)
-            self.metrics.observe_freshness(pg_batch.table)
-            for partition, (_first, last) in pg_ranges.items():
-                self.pg_next[partition] = last + 1
+        if not pg_ranges:
+            self._to_lake(batch)
+            return
+        dead = [
+            (m, r) for m, r in dead if (m.offset() or 0) >= self.pg_next.get(m.partition() or 0, -1)
+        ]
+        future = self._writer.submit(self._write_postgres, pg_batch, pg_ranges, dead)
+        self._pending = _PendingWrite(future, batch, pg_batch, pg_ranges, time.monotonic())
+
+    def _write_postgres(
+        self, pg_batch: ScoredBatch, pg_ranges: Ranges, dead: list[tuple[Message, str]]
+    ) -> int:
+        """Writer thread: dead letters first (durable before offsets move), then the rows."""
+        if dead:
+            self._dead_letter(dead)
+        inserted: int = self._with_retry(
+            "PostgreSQL", lambda: self.postgres.write(pg_batch.table, pg_ranges)
+        )
+        return inserted
+
+    def _drain(self) -> None:
+        """Wait for the batch in the writer thread and account for it. Called before anything
+        else touches PostgreSQL or the offsets, so the connection is never shared mid-batch."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            inserted = pending.future.result()
+        except StaleBatch as stale:
+            log.warning("skipping a batch another processor already stored: %s", stale)
+            self._reseek(list(pending.batch.ranges))
+            return
+        self.metrics.sink_seconds.labels(sink="postgres").observe(
+            time.monotonic() - pending.submitted
+        )
+        self.stats.stored += inserted
+        self.stats.duplicates += pending.pg_batch.size - inserted
+        self.metrics.stored.inc(inserted)
+        self.metrics.observe_freshness(pending.pg_batch.table)
+        for partition, (_first, last) in pending.pg_ranges.items():
+            self.pg_next[partition] = last + 1
+        self._to_lake(pending.batch)
+
+    def _to_lake(self, batch: ScoredBatch) -> None:
         if self.lake is None:
             for partition, (_first, last) in batch.ranges.items():
                 self.lake_next[partition] = last + 1
@@ -382,6 +427,7 @@ class Processor:
         )
 
     def _flush_lake(self, force: bool = False) -> None:
+        self._drain()
         self.last_flush = time.monotonic()
         if self.lake is None or self.buffer.empty:
             return
@@ -416,6 +462,7 @@ class Processor:
     # ---- alerts ---------------------------------------------------------------------------------
     def _check_alerts(self) -> None:
         """Evaluate the closed minutes not evaluated yet; store and publish new alerts."""
+        self._drain()
         current = datetime.now(UTC).replace(second=0, microsecond=0)
         last_closed = current - MINUTE
         first = last_closed - (self.options.alert_lookback_minutes - 1) * MINUTE
@@ -451,6 +498,7 @@ class Processor:
 
     # ---- commits, lag, idleness -----------------------------------------------------------------
     def _commit_kafka(self) -> None:
+        self._drain()
         offsets = []
         for number in self.assigned:
             pg, lk = self.pg_next.get(number), self.lake_next.get(number)
@@ -481,8 +529,10 @@ class Processor:
         return result
 
     def _caught_up(self) -> bool:
-        if not self.assignment_seen:
-            return False  # still joining the group: an empty poll means nothing yet
+        if not self.assignment_seen or self.rebalancing:
+            # still joining the group, or between a revocation and the next assignment: an
+            # empty poll (or an empty assignment) means nothing yet
+            return False
         try:
             if not all(p >= high for _n, p, high in self._positions() if high > 0):
                 return False

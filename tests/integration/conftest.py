@@ -97,6 +97,7 @@ class Pipeline:
             CRYPTOSENT_LAKE_FLUSH_SECONDS="2",
             CRYPTOSENT_BATCH_SIZE="2000",
         )
+        self.started: list[subprocess.Popen[str]] = []
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Run `cryptosent ARGS` to completion."""
@@ -106,11 +107,20 @@ class Pipeline:
         )  # fmt: skip
 
     def start(self, *args: str) -> subprocess.Popen[str]:
-        """Start `cryptosent ARGS` in the background."""
-        return subprocess.Popen(
+        """Start `cryptosent ARGS` in the background (killed at teardown if still running)."""
+        proc = subprocess.Popen(
             [sys.executable, "-m", "cryptosent", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env,
         )  # fmt: skip
+        self.started.append(proc)
+        return proc
+
+    def kill_leftovers(self) -> None:
+        """Kill background processes a failed test left running."""
+        for proc in self.started:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=30)
 
     def query(self, sql_text: str) -> list[tuple[object, ...]]:
         """Rows of a query on the test database."""
@@ -179,12 +189,18 @@ class Pipeline:
 
 
 @pytest.fixture
-def pipeline(settings: Settings, topic: str, database_url: str) -> Pipeline:
+def pipeline(settings: Settings, topic: str, database_url: str) -> Iterator[Pipeline]:
     """A pipeline whose lake is a fresh prefix in the local S3 server's bucket."""
-    return Pipeline(settings, topic, database_url, f"s3://{settings.stack_s3_bucket}/{topic}")
+    p = Pipeline(settings, topic, database_url, f"s3://{settings.stack_s3_bucket}/{topic}")
+    yield p
+    p.kill_leftovers()
 
 
 @pytest.fixture
-def file_pipeline(settings: Settings, topic: str, database_url: str, tmp_path: Path) -> Pipeline:
+def file_pipeline(
+    settings: Settings, topic: str, database_url: str, tmp_path: Path
+) -> Iterator[Pipeline]:
     """A pipeline whose lake is a local directory."""
-    return Pipeline(settings, topic, database_url, f"file://{tmp_path / 'lake'}")
+    p = Pipeline(settings, topic, database_url, f"file://{tmp_path / 'lake'}")
+    yield p
+    p.kill_leftovers()

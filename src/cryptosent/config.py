@@ -8,6 +8,7 @@ which match the local stack.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -145,8 +146,13 @@ class Settings(BaseSettings):
         return view
 
 
+_KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+
+
 def mask_url_password(url: str) -> str:
-    """Replace the password in a URL by ****, keeping everything else readable."""
+    """Replace the password in a URL (or a libpq `key=value` string) by ****."""
+    if "://" not in url:
+        return _KEYWORD_PASSWORD.sub(lambda m: m[1] + MASK, url)
     parts = urlsplit(url)
     if parts.password is None:
         return url

@@ -75,6 +75,13 @@ def test_mask_url_password() -> None:
     assert mask_url_password("postgres://u:p%40ss@h/d?sslmode=require") == (
         "postgres://u:****@h/d?sslmode=require"
     )
+    # libpq keyword strings too, quoted or not
+    assert mask_url_password("host=db user=u password=s3cr3t dbname=d") == (
+        "host=db user=u password=**** dbname=d"
+    )
+    assert mask_url_password("host=db password = 'a b\\' c' port=5432") == (
+        "host=db password = **** port=5432"
+    )
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from collections.abc import Iterator
@@ -243,7 +244,12 @@ def run_ingest(
     )
 
     settings = get_settings()
-    producer = Producer(producer_config(settings.kafka_config()))
+    # librdkafka reports every failed connection attempt; the progress line and the summary
+    # already say what matters (delivered, failed, why), so its chatter stays out of the way
+    quiet = logging.getLogger("cryptosent.kafka.producer")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    producer = Producer(producer_config(settings.kafka_config()), logger=quiet)
     try:
         check_topic(producer, settings.topic, settings.kafka_bootstrap)
     except KafkaUnavailable as exc:
@@ -413,8 +419,6 @@ def stream(
 # --------------------------------------------------------------------------------- process ---
 def setup_logging(verbose: bool = False) -> None:
     """Structured (key=value) logs on stderr; INFO with --verbose, else WARNING."""
-    import logging
-
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         logging.Formatter(
@@ -450,7 +454,10 @@ def process(
         migrate(settings.database_dsn())
         from confluent_kafka import Producer
 
-        probe = Producer(settings.kafka_config())
+        quiet = logging.getLogger("cryptosent.kafka.probe")
+        quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False
+        probe = Producer(settings.kafka_config(), logger=quiet)
         try:
             check_topic(probe, settings.topic, settings.kafka_bootstrap)
         except KafkaUnavailable as exc:

@@ -84,7 +84,9 @@ def test_psql_connects_to_the_database(settings: Settings) -> None:
          "select current_user, current_database(), (select max(version) from schema_migrations)"],
         capture_output=True, text=True, timeout=30, env=env, check=True,
     )  # fmt: skip
-    assert result.stdout.strip() == "cryptosent|cryptosent|1"
+    from cryptosent.sinks.migrations import available
+
+    assert result.stdout.strip() == f"cryptosent|cryptosent|{available()[-1].version}"
 
 
 def test_psql_without_password_is_refused(settings: Settings) -> None:

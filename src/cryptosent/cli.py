@@ -566,8 +566,12 @@ def bench(
         value = result[key]
         target = TARGETS.get(key)
         mark = "" if key not in met else (" [green]✓[/]" if met[key] else " [red]✗[/]")
+        shown = (
+            ("yes" if value else "no") if isinstance(value, bool)
+            else f"{value:,.3f}" if isinstance(value, float) else f"{value:,}"
+        )  # fmt: skip
         table.add_row(
-            key, f"{value:,.3f}" if isinstance(value, float) else f"{value:,}",
+            key, shown,
             f"{target[0]} {target[1]:,}{mark}" if target else "",
         )  # fmt: skip
     out.print(table)

@@ -140,7 +140,6 @@ class Processor:
         self.dlq = dlq
         self.alerts_topic = alerts_topic
         self.last_alert_check = 0.0
-        self.alerted_through: datetime | None = None
         self.postgres = postgres
         self.lake = lake
         self.options = options
@@ -461,15 +460,15 @@ class Processor:
 
     # ---- alerts ---------------------------------------------------------------------------------
     def _check_alerts(self) -> None:
-        """Evaluate the closed minutes not evaluated yet; store and publish new alerts."""
+        """Evaluate the last few closed minutes; store and publish the alerts that are new.
+
+        Every check looks at all of them again, not only at minutes it has not seen: a minute
+        checked before its tweets were processed (a backlog after a restart, lag) is caught
+        at a later check; the (coin, minute, kind) key keeps each alert single."""
         self._drain()
         current = datetime.now(UTC).replace(second=0, microsecond=0)
         last_closed = current - MINUTE
         first = last_closed - (self.options.alert_lookback_minutes - 1) * MINUTE
-        if self.alerted_through is not None:
-            first = max(first, self.alerted_through + MINUTE)
-        if first > last_closed:
-            return
         rules = self.options.alert_rules
         try:
             rows = self.postgres.coin_minutes(first - rules.window_minutes * MINUTE, last_closed)
@@ -483,7 +482,6 @@ class Processor:
             log.warning("alert check skipped (PostgreSQL: %s)", str(err).strip()[:200])
             self.postgres.reset()
             return
-        self.alerted_through = last_closed
         for alert in new:
             log.info("alert: %s", alert.message)
             if self.alerts_topic:

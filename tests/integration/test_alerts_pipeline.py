@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import Producer
@@ -29,13 +31,22 @@ def test_volume_surge_is_stored_and_published(pipeline: Pipeline) -> None:
             body = {"id": f"a{n}", "text": text, "created_at": stamp}
             producer.produce(pipeline.topic, json.dumps(body).encode(), f"a{n}".encode())
 
+    pipeline.env["CRYPTOSENT_ALERTS_TOPIC"] = alerts_topic
+    # the processor runs before the data exists: its first alert check sees empty minutes,
+    # and the spike must still be found once the tweets are processed
+    processor = pipeline.start("process")
+    time.sleep(6)
     for back in range(2, 12):  # a quiet baseline: 5 DOGE tweets a minute for 10 minutes
         send(now - timedelta(minutes=back), 5, "$DOGE steady as usual")
     send(now - timedelta(minutes=1), 60, "$DOGE to the moon, amazing pump! 🚀")
     assert producer.flush(30) == 0
-    pipeline.env["CRYPTOSENT_ALERTS_TOPIC"] = alerts_topic
-    run = pipeline.cli("process", "--until-idle")
-    assert run.returncode == 0, run.stderr
+    deadline = time.monotonic() + 120
+    while pipeline.scalar("select count(*) from tweets") != 110:
+        assert time.monotonic() < deadline and processor.poll() is None
+        time.sleep(0.2)
+    processor.send_signal(signal.SIGINT)  # stopping runs a last alert check
+    _, stderr = processor.communicate(timeout=120)
+    assert processor.returncode == 0, stderr
     rows = pipeline.query("select coin, kind, value, baseline from alerts order by kind")
     kinds = {(coin, kind) for coin, kind, _v, _b in rows}
     assert ("DOGE", "volume_surge") in kinds

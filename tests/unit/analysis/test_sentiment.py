@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from benchmarks.sentiment import macro_f1, pearson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -175,24 +176,6 @@ def _crypto_eval() -> list[tuple[str, str]]:
         assert gold in LABELS, line
         rows.append((text, gold))
     return rows
-
-
-def pearson(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Pearson correlation of two equally long series."""
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    cov = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
-    return cov / math.sqrt(sum((x - mx) ** 2 for x in xs) * sum((y - my) ** 2 for y in ys))
-
-
-def macro_f1(gold: Sequence[str], predicted: Sequence[str]) -> float:
-    """Unweighted mean of the per-class F1 over negative, neutral and positive."""
-    total = 0.0
-    for cls in LABELS:
-        tp = sum(g == cls and p == cls for g, p in zip(gold, predicted, strict=True))
-        fp = sum(g != cls and p == cls for g, p in zip(gold, predicted, strict=True))
-        fn = sum(g == cls and p != cls for g, p in zip(gold, predicted, strict=True))
-        total += 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-    return total / len(LABELS)
 
 
 # --- vader: exactly vaderSentiment 3.3.2 ------------------------------------------------------

@@ -125,10 +125,10 @@ def macro_f1(gold: Sequence[str], predicted: Sequence[str]) -> float:
     return total / len(LABELS)
 
 
-def load_ground_truth() -> list[tuple[float, str]]:
+def load_ground_truth(path: Path = GROUND_TRUTH) -> list[tuple[float, str]]:
     """The 4,200 human-rated tweets as (mean rating on -4..4, text)."""
     rows = []
-    for line in GROUND_TRUTH.read_text(encoding="utf-8").split("\n"):
+    for line in path.read_text(encoding="utf-8").split("\n"):
         _, mean, text = line.split("\t", 2)
         rows.append((float(mean), text))
     return rows

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from benchmarks.sentiment import macro_f1, pearson
+from benchmarks.sentiment import load_crypto_eval, load_ground_truth, macro_f1, pearson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -160,21 +160,12 @@ def _assert_exact(texts: Sequence[str], native: bool = True) -> None:
 def _ground_truth() -> list[tuple[float, str]]:
     if not GROUND_TRUTH.is_file():
         pytest.skip(f"shared ground truth absent: {GROUND_TRUTH} (see ../shared/data/README.md)")
-    rows = []
-    for line in GROUND_TRUTH.read_text(encoding="utf-8").split("\n"):
-        _, mean, text = line.split("\t", 2)
-        rows.append((float(mean), text))
-    return rows
+    return load_ground_truth(GROUND_TRUTH)
 
 
 def _crypto_eval() -> list[tuple[str, str]]:
-    rows = []
-    for line in CRYPTO_EVAL.read_text(encoding="utf-8").splitlines():
-        if not line or line.startswith("#") or line == "text\tlabel":
-            continue
-        text, gold = line.split("\t")
-        assert gold in LABELS, line
-        rows.append((text, gold))
+    rows = load_crypto_eval()
+    assert all(gold in LABELS for _, gold in rows)
     return rows
 
 

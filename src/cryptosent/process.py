@@ -30,6 +30,7 @@ from confluent_kafka import (
 
 from cryptosent.analysis.alerts import MINUTE, AlertRules, detect
 from cryptosent.analysis.sentiment import get_analyzer
+from cryptosent.backoff import Backoff
 from cryptosent.batch import ScoredBatch, score_tweets
 from cryptosent.config import Settings
 from cryptosent.ingest import StopSignal
@@ -37,7 +38,6 @@ from cryptosent.metrics import ProcessorMetrics
 from cryptosent.model import InvalidTweet, Tweet, decode_tweet
 from cryptosent.sinks.lake import Lake, LakeBuffer, LakeError, render
 from cryptosent.sinks.postgres import LAKE, POSTGRES, PostgresSink, StaleBatch
-from cryptosent.sources.backoff import Backoff
 
 log = logging.getLogger("cryptosent.process")
 

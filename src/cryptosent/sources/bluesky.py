@@ -26,8 +26,8 @@ from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
 from cryptosent.analysis.coins import coin_mentions
+from cryptosent.backoff import Backoff
 from cryptosent.model import Author, Tweet
-from cryptosent.sources.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import Any, Final, NamedTuple
 import httpx
 import msgspec
 
+from cryptosent.backoff import Backoff
 from cryptosent.model import Author, Metrics, Tweet, utc_now
-from cryptosent.sources.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

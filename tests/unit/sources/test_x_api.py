@@ -12,8 +12,8 @@ import httpx
 import pytest
 from fake_servers import KEEPALIVE, FakeXServer, Status, Stream, x_tweet_line
 
+from cryptosent.backoff import Backoff
 from cryptosent.model import Tweet
-from cryptosent.sources.backoff import Backoff
 from cryptosent.sources.x_api import (
     DEFAULT_TRACK_TERMS,
     MAX_RULE_LENGTH,

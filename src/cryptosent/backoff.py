@@ -1,4 +1,4 @@
-"""Reconnect delays for the live sources: linear or exponential growth, capped, resettable.
+"""Retry delays: linear or exponential growth, capped, resettable (live sources, sink retries).
 
 Pure bookkeeping (no sleeping): the source asks for the next delay and sleeps with its own
 injectable sleep function, so tests can assert the exact sequence of delays.

@@ -1,9 +1,11 @@
 """The one Settings object: every knob of the pipeline, read from the environment and `.env`.
 
-Nothing else in the package reads the environment. Precedence, highest first: real environment
-variables, `.env` in the working directory, `.stack/credentials.env` (written by
-`cryptosent stack up` with the local servers' generated passwords), then the defaults below,
-which match the local stack.
+Nothing else in the package reads the environment. Precedence, highest first: values given on
+the command line (`cryptosent --settings FILE`, options such as `dashboard --source`; see
+`configure`), real environment variables, `.env` in the working directory,
+`<stack dir>/credentials.env` (written by `cryptosent stack up` with the local servers' generated
+passwords; the stack dir is `.stack` unless `CRYPTOSENT_STACK_DIR` says otherwise), then the
+defaults below, which match the local stack.
 """
 
 from __future__ import annotations
@@ -15,10 +17,20 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
-STACK_CREDENTIALS_FILE = ".stack/credentials.env"
+from cryptosent.errors import FatalError
+
+DEFAULT_STACK_DIR = Path(".stack")
+STACK_CREDENTIALS_NAME = "credentials.env"
 MASK = "****"
+_Source = PydanticBaseSettingsSource
 
 
 class Settings(BaseSettings):
@@ -26,8 +38,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="CRYPTOSENT_",
-        # later files win: a user's .env overrides the local stack's generated credentials
-        env_file=(STACK_CREDENTIALS_FILE, ".env"),
+        # the local stack's generated credentials come after .env (see settings_customise_sources)
+        env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
         populate_by_name=True,
@@ -89,7 +101,7 @@ class Settings(BaseSettings):
     jetstream_url: str = "wss://jetstream2.us-east.bsky.network/subscribe"
 
     # --- Local stack (cryptosent stack up) -------------------------------------------------------
-    stack_dir: Path = Path(".stack")
+    stack_dir: Path = DEFAULT_STACK_DIR
     stack_kafka_port: int = 9092
     stack_kafka_controller_port: int = 9093
     stack_postgres_port: int = 55432
@@ -97,27 +109,37 @@ class Settings(BaseSettings):
     stack_s3_bucket: str = "cryptosent"
     stack_kafka_heap: str = "1g"
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: _Source,
+        env_settings: _Source,
+        dotenv_settings: _Source,
+        file_secret_settings: _Source,
+    ) -> tuple[_Source, ...]:
+        """Command-line values, environment, `.env`, then the local stack's credentials file."""
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            _StackCredentials(settings_cls),
+            file_secret_settings,
+        )
+
     @field_validator("s3_endpoint_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         # CRYPTOSENT_S3_ENDPOINT_URL= (empty) means "real AWS S3, no custom endpoint"
         return value or None
 
-    def kafka_config(self) -> dict[str, str]:
-        """librdkafka connection settings (bootstrap, security) shared by all clients."""
-        conf = {
-            "bootstrap.servers": self.kafka_bootstrap,
-            "security.protocol": self.kafka_security_protocol,
-        }
-        if self.kafka_sasl_mechanism:
-            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
-        if self.kafka_sasl_username:
-            conf["sasl.username"] = self.kafka_sasl_username
-        if self.kafka_sasl_password:
-            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
-        if self.kafka_ssl_ca_location:
-            conf["ssl.ca.location"] = self.kafka_ssl_ca_location
-        return conf
+    def s3_credentials(self) -> tuple[str | None, str | None]:
+        """(access key id, secret key) for S3, unwrapped; (None, None) when unset."""
+        key, secret = self.aws_access_key_id, self.aws_secret_access_key
+        return (
+            key.get_secret_value() if key else None,
+            secret.get_secret_value() if secret else None,
+        )
 
     def database_dsn(self) -> str:
         """The PostgreSQL connection URL, password included (never print it)."""
@@ -161,7 +183,91 @@ def mask_url_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{netloc}"))
 
 
+class _StackCredentials(PydanticBaseSettingsSource):
+    """`<stack dir>/credentials.env`, the stack dir as the sources before it (or the default)
+    say: a command run outside the repository finds the local stack's passwords with
+    CRYPTOSENT_STACK_DIR alone."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: the values come from the credentials file as a whole (see __call__)."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        stack_dir = self.current_state.get("stack_dir") or DEFAULT_STACK_DIR
+        path = Path(stack_dir) / STACK_CREDENTIALS_NAME
+        if not path.is_file():
+            return {}
+        return DotEnvSettingsSource(self.settings_cls, env_file=path)()
+
+
+class SettingsFileMissing(FatalError):
+    """`--settings FILE` names a file that does not exist."""
+
+
+def read_settings_file(path: Path) -> dict[str, Any]:
+    """The settings in an env file (`CRYPTOSENT_TOPIC=...` lines, like `.env`), by field name."""
+    if not path.is_file():
+        raise SettingsFileMissing(f"settings file {path} does not exist (check --settings)")
+    return DotEnvSettingsSource(Settings, env_file=path)()
+
+
+# Values given on the command line: a settings file and options. They win over the environment.
+_settings_file: Path | None = None
+_options: dict[str, Any] = {}
+
+
+def configure(settings_file: Path | None = None, **options: Any) -> None:
+    """Make `get_settings()` use a settings file and option values on top of the environment
+    (the command line wins over the environment, which wins over `.env`); None values are
+    ignored. Raises SettingsFileMissing for a settings file that does not exist."""
+    global _settings_file
+    if settings_file is not None:
+        read_settings_file(settings_file)  # fail now, with the file's name
+    _settings_file = settings_file
+    _options.clear()
+    _options.update({key: value for key, value in options.items() if value is not None})
+    get_settings.cache_clear()
+
+
+def settings_file() -> Path | None:
+    """The settings file given on the command line (a child process gets it passed on)."""
+    return _settings_file
+
+
+def write_settings_file(path: Path, values: dict[str, Any]) -> Path:
+    """Write settings (field name -> value) as an env file a child reads with `--settings`;
+    mode 600, as it may hold credentials."""
+    lines = ["# written by cryptosent for a child process; read with `cryptosent --settings`"]
+    for name, value in values.items():
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if value is None:
+            continue
+        text = str(value)
+        if "\n" in text or "'" in text:
+            raise ValueError(f"setting {name} cannot be written to a settings file: {text!r}")
+        lines.append(f"{_env_name(name)}='{text}'")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _env_name(key: str) -> str:
+    field = Settings.model_fields.get(key)
+    if field is None:
+        return key  # already a variable name (an alias such as AWS_REGION)
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        first = alias.choices[0]
+        if isinstance(first, str):
+            return first
+    return f"CRYPTOSENT_{key.upper()}"
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return Settings()
+    """The process-wide settings, read once (see `configure` for command-line values)."""
+    explicit = read_settings_file(_settings_file) if _settings_file is not None else {}
+    return Settings(**{**explicit, **_options})

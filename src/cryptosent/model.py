@@ -13,6 +13,8 @@ from typing import Annotated, Final
 
 import msgspec
 
+from cryptosent.errors import CryptosentError
+
 SCHEMA_VERSION: Final = 1
 MAX_MESSAGE_BYTES: Final = 64 * 1024
 
@@ -54,8 +56,10 @@ class Tweet(msgspec.Struct, omit_defaults=True):
     v: int = SCHEMA_VERSION
 
 
-class InvalidTweet(ValueError):
-    """A message that breaks the contract; ``str(err)`` is the one-line reason for the DLQ."""
+class InvalidTweet(CryptosentError, ValueError):
+    """A message that breaks the contract; ``str(err)`` is the one-line reason for the DLQ.
+
+    Neither transient nor fatal: the processor dead-letters the message and goes on."""
 
 
 _decoder: Final = msgspec.json.Decoder(Tweet)

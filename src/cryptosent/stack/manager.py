@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptosent.config import STACK_CREDENTIALS_FILE, Settings
+from cryptosent.config import STACK_CREDENTIALS_NAME, Settings
 from cryptosent.stack.kafka import KafkaServer
 from cryptosent.stack.objectstore import ObjectStoreServer
 from cryptosent.stack.postgres import APP_DATABASE, APP_ROLE, READER_ROLE, PostgresServer
@@ -36,7 +36,7 @@ class ServiceStatus:
 
 def credentials_path(settings: Settings) -> Path:
     """Where `stack up` keeps the generated local credentials (an env file, mode 600)."""
-    return settings.stack_dir / Path(STACK_CREDENTIALS_FILE).name
+    return settings.stack_dir / STACK_CREDENTIALS_NAME
 
 
 def load_or_create_credentials(settings: Settings) -> StackCredentials:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import urllib.error
 import urllib.request
 
@@ -62,8 +61,9 @@ class ObjectStoreServer:
             self.meta.mkdir(parents=True, exist_ok=True)
             argv = [str(self.binary), "--port", f"127.0.0.1:{self.port}", "posix",
                     "--sidecar", str(self.meta.resolve()), str(self.data.resolve())]  # fmt: skip
-            # credentials through the environment, never on the command line (ps shows argv)
-            env = dict(os.environ, ROOT_ACCESS_KEY=access_key, ROOT_SECRET_KEY=secret_key)
+            # credentials through the environment, never on the command line (ps shows argv);
+            # the server gets only these two variables, nothing of ours
+            env = {"ROOT_ACCESS_KEY": access_key, "ROOT_SECRET_KEY": secret_key}
             self.pid_file.parent.mkdir(parents=True, exist_ok=True)
             pid = spawn(argv, log_file=self.log_file, pid_file=self.pid_file, env=env)
             wait_until(

@@ -11,8 +11,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from cryptosent.errors import FatalError
 
-class StackError(RuntimeError):
+
+class StackError(FatalError):
     """A local-stack failure a user can act on; ``str(err)`` is one line."""
 
 

@@ -7,7 +7,8 @@ table size. Each returns the columns of both analyzers (`crypto` and `vader`); `
 chooses one afterwards, so switching analyzers runs no query.
 
 The same statements run on DuckDB in lake mode: `LAKE_VIEWS` defines `tweets`, `tweet_coins`
-and `coin_minute` over the Parquet lake, and `%(name)s` parameters become `$name`.
+and `coin_minute` over the Parquet lake, and `%(name)s` parameters become `$name`. The
+aggregate's columns and how they are computed come from `cryptosent.aggregates`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any, Final, Literal
 
 import pandas as pd
 import psycopg
+
+from cryptosent import aggregates
 
 Analyzer = Literal["crypto", "vader"]
 ANALYZERS: Final[tuple[Analyzer, ...]] = ("crypto", "vader")
@@ -69,17 +72,8 @@ def _cast_counts(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     return frame
 
 
-_COUNT_COLUMNS: Final = (
-    "tweets", "positive", "neutral", "negative",
-    "vader_positive", "vader_neutral", "vader_negative", "prev_tweets",
-)  # fmt: skip
-_SUM_COLUMNS: Final = """
-    sum(tweets)::bigint as tweets,
-    sum(positive)::bigint as positive, sum(neutral)::bigint as neutral,
-    sum(negative)::bigint as negative, sum(compound_sum)::float8 as compound_sum,
-    sum(vader_positive)::bigint as vader_positive, sum(vader_neutral)::bigint as vader_neutral,
-    sum(vader_negative)::bigint as vader_negative,
-    sum(vader_compound_sum)::float8 as vader_compound_sum"""
+_COUNT_COLUMNS: Final = (*aggregates.COUNTS, "prev_tweets")
+_SUM_COLUMNS: Final = aggregates.summed(cast=True)
 
 
 def bucket_seconds(span: timedelta) -> int:
@@ -102,8 +96,7 @@ def first_minute(conn: Connection) -> datetime | None:
     return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
 
 
-_MEASURES = """tweets, positive, neutral, negative, compound_sum,
-           vader_positive, vader_neutral, vader_negative, vader_compound_sum"""
+_MEASURES = aggregates.COLUMNS
 
 
 def _rows_since(window: str, coins: str) -> str:
@@ -314,31 +307,19 @@ def store_state(conn: Connection, group: str, topic: str) -> StoreState:
 
 # ------------------------------------------------------------------------------- lake (DuckDB) ---
 # `lake` is the Parquet lake registered as an Arrow dataset; these make it look like the tables.
+# tweets: the columns the page shows and those the aggregate reads
+_LAKE_TWEET_COLUMNS: Final = ", ".join(
+    dict.fromkeys(
+        ["id", "created_at", "text", "author_username", "coins", "compound", "label",
+         "vader_compound", "vader_label", *aggregates.INPUTS]
+    )
+)  # fmt: skip
 LAKE_VIEWS: Final = (
-    """create or replace table tweets as
-       select id, created_at, text, author_username, coins, compound, label,
-              vader_compound, vader_label from lake""",
+    f"create or replace table tweets as select {_LAKE_TWEET_COLUMNS} from lake",  # noqa: S608
     """create or replace table tweet_coins as
        select unnest(coins) as coin, id as tweet_id, created_at from tweets""",
-    """create or replace table coin_minute as
-       select coin, date_trunc('minute', created_at) as minute, count(*) as tweets,
-              count(*) filter (where label = 'positive') as positive,
-              count(*) filter (where label = 'neutral') as neutral,
-              count(*) filter (where label = 'negative') as negative,
-              sum(compound) as compound_sum,
-              count(*) filter (where vader_label = 'positive') as vader_positive,
-              count(*) filter (where vader_label = 'neutral') as vader_neutral,
-              count(*) filter (where vader_label = 'negative') as vader_negative,
-              sum(vader_compound) as vader_compound_sum
-       from (select *, unnest(list_append(coins, '*')) as coin from tweets)
-       group by all""",
-    """create or replace table coin_hour as
-       select coin, date_trunc('hour', minute) as hour, sum(tweets) as tweets,
-              sum(positive) as positive, sum(neutral) as neutral, sum(negative) as negative,
-              sum(compound_sum) as compound_sum, sum(vader_positive) as vader_positive,
-              sum(vader_neutral) as vader_neutral, sum(vader_negative) as vader_negative,
-              sum(vader_compound_sum) as vader_compound_sum
-       from coin_minute group by all""",
+    f"create or replace table coin_minute as {aggregates.duckdb_minutes('tweets')}",
+    f"create or replace table coin_hour as {aggregates.duckdb_hours('coin_minute')}",
     """create or replace table alerts (coin text, minute timestamptz, kind text,
        value double, baseline double, message text, created_at timestamptz)""",
     """create or replace table kafka_offsets (consumer_group text, topic text,

@@ -1,24 +1,20 @@
-"""A processed batch in columnar form: the scored tweets as one Arrow table, plus where they came
-from. Built once per consumed batch and handed, unchanged, to every sink."""
+"""The unit the processor hands to every sink: a batch of scored tweets as one Arrow table in
+the `tweets` column order, their exact received bytes, and the Kafka offsets the batch covers.
+
+`SCHEMA` is the storage schema of a stored tweet, shared by PostgreSQL's COPY, the lake's
+Parquet files and the dashboard's lake mode. Importing this module does no work.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 
-from cryptosent.analysis.coins import coin_mentions
-from cryptosent.analysis.sentiment import Analyzer, label, score_batch
-from cryptosent.model import Tweet
-
-# pyarrow loads pandas (about a second) the first time it builds a tz-aware timestamp array:
-# pay that when the processor starts, not in the first batch's latency
-pa.array([0], pa.timestamp("us", tz="UTC"))
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
+Ranges = dict[int, tuple[int, int]]
+"""partition -> (first offset, last offset), both included."""
+_RowTest = Callable[[int, int], bool]
 
 # The `tweets` columns, in table order (PostgreSQL's COPY and the Parquet files share it).
 SCHEMA = pa.schema(
@@ -58,48 +54,55 @@ class ScoredBatch:
     table: pa.Table
     raw: list[bytes]
     # partition -> (first offset, last offset) of every message consumed, valid or not
-    ranges: dict[int, tuple[int, int]] = field(default_factory=dict)
+    ranges: Ranges = field(default_factory=dict)
 
     @property
     def size(self) -> int:
         """Number of valid tweets."""
         return int(self.table.num_rows)
 
+    def since(self, next_offsets: Mapping[int, int]) -> ScoredBatch:
+        """The part of the batch at or after next_offsets (per partition; a partition missing
+        from it is needed whole): what a sink that stored up to there still needs."""
+        ranges: Ranges = {}
+        trimmed = False
+        for partition, (first, last) in self.ranges.items():
+            need = next_offsets.get(partition, -1)
+            if last < need:
+                trimmed = True
+                continue
+            if first < need:
+                trimmed = True
+                first = need
+            ranges[partition] = (first, last)
+        if not trimmed:
+            return self
+        return self._where(
+            lambda partition, offset: offset >= next_offsets.get(partition, -1), ranges
+        )
 
-def score_tweets(
-    tweets: Sequence[Tweet],
-    partitions: Sequence[int],
-    offsets: Sequence[int],
-    crypto: Analyzer,
-    vader: Analyzer,
-) -> pa.Table:
-    """Score tweets with both analyzers and find their coins; return the columnar table."""
-    n = len(tweets)
-    cols: dict[str, list[object]] = {name: [None] * n for name in SCHEMA.names}
-    texts = [tweet.text for tweet in tweets]
-    crypto_all = score_batch(crypto, texts)
-    vader_all = score_batch(vader, texts)
-    for i, (tweet, c, v) in enumerate(zip(tweets, crypto_all, vader_all, strict=True)):
-        author = tweet.author
-        cols["id"][i] = tweet.id
-        # integer microseconds: exact, and spares pyarrow a pandas import for tz-aware datetimes
-        cols["created_at"][i] = (tweet.created_at - _EPOCH) // _MICROSECOND
-        cols["text"][i] = texts[i]
-        if author is not None:
-            cols["author_id"][i] = author.id
-            cols["author_username"][i] = author.username
-            cols["author_followers"][i] = author.followers
-            cols["author_verified"][i] = author.verified
-        cols["lang"][i] = tweet.lang
-        cols["source"][i] = tweet.source
-        cols["retweet_of"][i] = tweet.retweet_of
-        cols["reply_to"][i] = tweet.reply_to
-        cols["compound"][i], cols["pos"][i], cols["neu"][i], cols["neg"][i] = c
-        cols["label"][i] = label(c[0])
-        cols["vader_compound"][i], cols["vader_pos"][i], cols["vader_neu"][i] = v[:3]
-        cols["vader_neg"][i] = v[3]
-        cols["vader_label"][i] = label(v[0])
-        cols["coins"][i] = coin_mentions(texts[i])
-    cols["kafka_partition"] = list(partitions)
-    cols["kafka_offset"] = list(offsets)
-    return pa.Table.from_pydict(cols, schema=SCHEMA)
+    def without(self, partitions: set[int]) -> ScoredBatch:
+        """The batch without the rows and ranges of partitions."""
+        ranges = {p: r for p, r in self.ranges.items() if p not in partitions}
+        return self._where(lambda partition, _offset: partition not in partitions, ranges)
+
+    def _where(self, keep_row: _RowTest, ranges: Ranges) -> ScoredBatch:
+        import pyarrow.compute as pc
+
+        table = self.table
+        mask = [
+            keep_row(partition, offset)
+            for partition, offset in zip(
+                table.column("kafka_partition").to_pylist(),
+                table.column("kafka_offset").to_pylist(),
+                strict=True,
+            )
+        ]
+        keep = pc.indices_nonzero(pa.array(mask, pa.bool_()))
+        raw = [self.raw[i] for i in keep.to_pylist()]
+        return ScoredBatch(table.take(keep), raw, ranges)
+
+
+def empty_table() -> pa.Table:
+    """A table with the `tweets` columns and no rows."""
+    return pa.Table.from_pylist([], schema=SCHEMA)

@@ -4,16 +4,27 @@ Hive-partitioned by the tweet's hour, on S3 or a local directory.
 Object names come from topic, partition and offset range, e.g.
 ``processed/dt=2026-11-23/hour=14/tweets-p003-000000001000-000000001999.parquet``; a local
 object is written under a temporary name and renamed, so a reader never sees half a file.
+
+The sink buffers batches (the lake prefers few large objects) and flushes every
+`lake_flush_seconds` or `lake_flush_rows`. A flush follows an intent protocol, so a crash at any
+point leaves no duplicate object behind: (1) record the keys about to be written in
+`lake_intents` (committed before the first byte), (2) put every object, (3) advance the lake's
+offsets and delete the intent in one transaction. On `resume`, objects of intents a crashed
+writer left are deleted before the partition is consumed again.
 """
 
 from __future__ import annotations
 
+import errno
 import gzip
 import io
+import logging
 import os
+import re
+import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -22,11 +33,62 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from cryptosent.batch import ScoredBatch
+from cryptosent.batch import Ranges, ScoredBatch
+from cryptosent.config import Settings
+from cryptosent.errors import FatalError, TransientError
+from cryptosent.runtime import Retry
+from cryptosent.sinks.base import Sink, Written
+from cryptosent.sinks.database import Connection, Database
+from cryptosent.sinks.offsets import OffsetStore, StaleBatch
+
+log = logging.getLogger(__name__)
 
 
-class LakeError(RuntimeError):
-    """The lake URL or a write failed in a way a user must fix; ``str(err)`` is one line."""
+class LakeError(FatalError):
+    """The lake URL or a write failed in a way a user must fix (a wrong URL, a missing bucket,
+    refused credentials, a path that is not a writable folder); ``str(err)`` is one line."""
+
+
+class LakeUnavailable(TransientError):
+    """The object store cannot be reached, or the disk is full: retry with backoff (freeing
+    space or restarting the server resumes the pipeline without a restart)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, service="the lake")
+
+
+# Failures retrying cannot fix. Local: permissions, a read-only disk, a file where a folder
+# should be. S3 (pyarrow names AWS errors "AWS Error <CODE> during ..."): refused credentials,
+# a missing bucket.
+_FATAL_ERRNOS = frozenset(
+    {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG}
+)
+_FATAL_AWS = re.compile(
+    r"AWS Error (ACCESS_DENIED|SIGNATURE_DOES_NOT_MATCH|INVALID_ACCESS_KEY_ID|NO_SUCH_BUCKET"
+    r"|MISSING_AUTHENTICATION_TOKEN|INVALID_CLIENT_TOKEN_ID|UNRECOGNIZED_CLIENT)\b"
+    r"|HTTP status 40[13]\b"
+)
+_FIX = {
+    errno.EACCES: "make the lake folder writable or set CRYPTOSENT_LAKE_URL",
+    errno.EPERM: "make the lake folder writable or set CRYPTOSENT_LAKE_URL",
+    errno.EROFS: "the disk is read-only: set CRYPTOSENT_LAKE_URL",
+    errno.ENOTDIR: "a file stands where a folder of the lake should be: move it or set "
+    "CRYPTOSENT_LAKE_URL",
+}
+
+
+def lake_failure(err: OSError, what: str) -> LakeError | LakeUnavailable:
+    """The error kind of an OSError from the lake's filesystem; `what` says which operation."""
+    message = f"{what}: {err}"
+    if err.errno in _FATAL_ERRNOS:
+        fix = _FIX.get(err.errno)
+        return LakeError(f"{message} ({fix})" if fix else message)
+    if _FATAL_AWS.search(str(err)):
+        return LakeError(
+            f"{message} (check the bucket in CRYPTOSENT_LAKE_URL and AWS_ACCESS_KEY_ID / "
+            "AWS_SECRET_ACCESS_KEY)"
+        )
+    return LakeUnavailable(message)
 
 
 @dataclass(frozen=True)
@@ -72,12 +134,24 @@ def open_lake(
     raise LakeError(f"lake URL {url!r}: use file://<path> or s3://bucket/prefix")
 
 
+def lake_location(settings: Settings, url: str | None = None) -> LakeLocation:
+    """The configured lake (or url) with the configured S3 endpoint, credentials and region."""
+    access_key, secret_key = settings.s3_credentials()
+    return open_lake(
+        url or settings.lake_url,
+        endpoint_url=settings.s3_endpoint_url,
+        access_key=access_key,
+        secret_key=secret_key,
+        region=settings.aws_region,
+    )
+
+
 @dataclass
 class PendingObjects:
     """Objects rendered for one flush: key -> bytes, and the offsets they cover."""
 
     blobs: dict[str, bytes]
-    ranges: dict[int, tuple[int, int]]
+    ranges: Ranges
     rows: int
 
 
@@ -87,7 +161,7 @@ class LakeBuffer:
 
     tables: list[pa.Table] = field(default_factory=list)
     raw: list[bytes] = field(default_factory=list)
-    ranges: dict[int, tuple[int, int]] = field(default_factory=dict)
+    ranges: Ranges = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -99,15 +173,36 @@ class LakeBuffer:
         """Nothing consumed since the last flush (not even invalid messages)."""
         return not self.ranges
 
-    def add(self, batch: ScoredBatch, ranges: Mapping[int, tuple[int, int]]) -> None:
+    def add(self, batch: ScoredBatch) -> None:
         """Append a batch (already trimmed to what the lake has not stored)."""
         if batch.size:
             self.tables.append(batch.table)
             self.raw.extend(batch.raw)
-        for partition, (first, last) in ranges.items():
+        for partition, (first, last) in batch.ranges.items():
             if partition in self.ranges:
                 first = self.ranges[partition][0]
             self.ranges[partition] = (first, last)
+
+    def discard(self, partitions: Collection[int]) -> None:
+        """Forget the rows and ranges of partitions (they moved to another member)."""
+        lost = set(partitions) & set(self.ranges)
+        if not lost:
+            return
+        kept = [
+            ScoredBatch(table, raw, {}).without(lost)
+            for table, raw in zip(self.tables, self._raw_per_table(), strict=True)
+        ]
+        self.tables = [b.table for b in kept]
+        self.raw = [line for b in kept for line in b.raw]
+        for partition in lost:
+            self.ranges.pop(partition, None)
+
+    def _raw_per_table(self) -> list[list[bytes]]:
+        out, start = [], 0
+        for table in self.tables:
+            out.append(self.raw[start : start + table.num_rows])
+            start += table.num_rows
+        return out
 
     def clear(self) -> None:
         """Forget everything (after a flush)."""
@@ -177,7 +272,7 @@ class Lake:
                 with fs.open_output_stream(path, compression=None) as stream:
                     stream.write(data)
         except OSError as err:
-            raise LakeError(f"lake write failed for {self.location.url}/{key}: {err}") from err
+            raise lake_failure(err, f"lake write failed for {self.location.url}/{key}") from err
 
     def put_all(self, blobs: Mapping[str, bytes]) -> None:
         """Write every object (each one atomically)."""
@@ -185,14 +280,15 @@ class Lake:
             self.put(key, data)
 
     def delete(self, keys: Iterable[str]) -> None:
-        """Delete objects that exist; missing ones are fine, other failures raise LakeError."""
+        """Delete objects that exist; missing ones are fine, other failures raise."""
         fs = self.location.fs
         for key in keys:
             try:
                 if fs.get_file_info(self.path(key)).type != pafs.FileType.NotFound:
                     fs.delete_file(self.path(key))
             except OSError as err:
-                raise LakeError(f"lake delete failed for {self.location.url}/{key}: {err}") from err
+                what = f"lake delete failed for {self.location.url}/{key}"
+                raise lake_failure(err, what) from err
 
 
 def _delete_quietly(fs: pafs.FileSystem, path: str) -> None:
@@ -202,3 +298,163 @@ def _delete_quietly(fs: pafs.FileSystem, path: str) -> None:
             fs.delete_file(path)
     except OSError:
         pass
+
+
+class IntentLog:
+    """The lake's half of its protocol kept in PostgreSQL (table `lake_intents`): keys about to
+    be written, and the atomic "objects durable: advance the offsets, forget the intent"."""
+
+    def __init__(self, offsets: OffsetStore) -> None:
+        self.offsets = offsets
+        self.group, self.topic = offsets.group, offsets.topic
+
+    def begin(self, conn: Connection, keys: list[str], partitions: Iterable[int]) -> int:
+        """Record that keys are about to be written; the intent's id."""
+        row = conn.execute(
+            "insert into lake_intents (consumer_group, topic, partitions, keys)"
+            " values (%s, %s, %s, %s) returning id",
+            [self.group, self.topic, sorted(partitions), keys],
+        ).fetchone()
+        assert row is not None
+        return int(str(row[0]))
+
+    def finish(self, conn: Connection, intent: int, ranges: Ranges, keys: Iterable[str]) -> None:
+        """The objects are durable: advance the lake's offsets and drop the intent.
+
+        Intents of the same group and topic naming any of keys go too: those objects now hold
+        these rows (same name, same content), and deleting them later would lose the lake's copy.
+        An intent whose insert committed but whose answer was lost (a dropped connection) is one.
+        """
+        self.offsets.advance(conn, LakeSink.name, ranges)
+        conn.execute(
+            "delete from lake_intents where id = %s or (consumer_group = %s"
+            " and topic = %s and keys && %s::text[])",
+            [intent, self.group, self.topic, list(keys)],
+        )
+
+    def abandoned(self, conn: Connection, partitions: Iterable[int]) -> list[tuple[int, list[str]]]:
+        """Intents left by a crashed writer that touch any of partitions: (id, keys)."""
+        rows = conn.execute(
+            "select id, keys from lake_intents where consumer_group = %s and topic = %s"
+            " and partitions && %s::integer[] order by id",
+            [self.group, self.topic, list(partitions)],
+        ).fetchall()
+        return [(int(str(i)), list(keys)) for i, keys in rows]  # type: ignore[call-overload]
+
+    def forget(self, conn: Connection, intent: int) -> None:
+        """Drop an intent whose objects were deleted (or are known to hold the same rows)."""
+        conn.execute("delete from lake_intents where id = %s", [intent])
+
+
+class LakeSink(Sink):
+    """Buffers batches and writes them as raw and Parquet objects with the intent protocol."""
+
+    name = "lake"
+
+    def __init__(
+        self,
+        lake: Lake,
+        database: Database,
+        offsets: OffsetStore,
+        retry: Retry,
+        *,
+        flush_interval_s: float = 60.0,
+        flush_rows: int = 200_000,
+        clock: _Clock = time.monotonic,
+    ) -> None:
+        self.lake = lake
+        self.database = database
+        self.offsets = offsets
+        self.intents = IntentLog(offsets)
+        self.retry = retry
+        self.flush_interval_s = flush_interval_s
+        self.flush_rows = flush_rows
+        self._clock = clock
+        self.buffer = LakeBuffer()
+        self.last_flush = clock()
+
+    def resume(self, partitions: Sequence[int]) -> dict[int, int]:
+        """Delete the objects of writes a crashed writer left unfinished; the stored offsets."""
+
+        def prepare() -> dict[int, int]:
+            with self.database.transaction() as conn:
+                abandoned = self.intents.abandoned(conn, partitions)
+            for intent, keys in abandoned:
+                self.lake.delete(keys)
+                with self.database.transaction() as conn:
+                    self.intents.forget(conn, intent)
+                log.info("deleted %d lake objects of an unfinished write", len(keys))
+            with self.database.transaction() as conn:
+                return self.offsets.load(conn, self.name, partitions)
+
+        return self.retry(self.name, prepare)
+
+    def add(self, batch: ScoredBatch) -> None:
+        """Buffer the batch until the next flush."""
+        self.buffer.add(batch)
+
+    def due(self, now: float) -> bool:
+        """A full buffer, or the flush interval passed with something buffered."""
+        if self.buffer.empty:
+            return False
+        return self.buffer.rows >= self.flush_rows or now - self.last_flush >= self.flush_interval_s
+
+    def flush(self) -> list[Written]:
+        """Write the buffer as objects (retrying what is transient); what became durable."""
+        self.last_flush = self._clock()
+        if self.buffer.empty:
+            return []
+        started = self._clock()
+        pending = render(self.buffer, self.offsets.topic)
+        # one intent for all retries: a new one per attempt would leave the earlier ones
+        # behind, and the next assignment would delete these very objects as "unfinished"
+        intent: int | None = None
+
+        def write() -> None:
+            nonlocal intent
+            keys = list(pending.blobs)
+            if intent is None:
+                with self.database.transaction() as conn:
+                    intent = self.intents.begin(conn, keys, pending.ranges)
+            self.lake.put_all(pending.blobs)
+            try:
+                with self.database.transaction() as conn:
+                    self.intents.finish(conn, intent, pending.ranges, keys)
+            except StaleBatch as stale:
+                # a member that lost these partitions without noticing (a zombie) raced the new
+                # owner: keep the objects (same names hold the same rows) and drop the intent
+                log.warning("lake range already stored by another processor: %s", stale)
+                with self.database.transaction() as conn:
+                    self.intents.forget(conn, intent)
+
+        self.retry(self.name, write)
+        self.buffer.clear()
+        return [
+            Written(
+                pending.ranges, rows=pending.rows, new=pending.rows, objects=len(pending.blobs),
+                seconds=self._clock() - started,
+            )
+        ]  # fmt: skip
+
+    def discard(self, partitions: Collection[int]) -> None:
+        """Forget buffered rows of partitions (their next owner writes them)."""
+        self.buffer.discard(partitions)
+
+    def close(self) -> None:
+        """Close the bookkeeping connection."""
+        self.database.close()
+
+
+_Clock = Callable[[], float]
+
+
+def open_sink(settings: Settings, retry: Retry) -> LakeSink:
+    """The lake sink of the configured lake URL (S3 or a local folder)."""
+    return LakeSink(
+        Lake(lake_location(settings)),
+        Database(settings.database_dsn(), application_name="cryptosent-lake"),
+        OffsetStore(settings.consumer_group, settings.topic),
+        retry,
+        flush_interval_s=settings.lake_flush_seconds,
+        flush_rows=settings.lake_flush_rows,
+    )

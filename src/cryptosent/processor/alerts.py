@@ -1,0 +1,118 @@
+"""The alert job: every few seconds, evaluate the last closed minutes of `coin_minute` against
+the alert rules (`analysis.alerts`), store new alerts in PostgreSQL and publish them to Kafka.
+
+Every check looks at the last few closed minutes again, not only at minutes it has not seen: a
+minute checked before its tweets were processed (a backlog after a restart, lag) is caught at a
+later check; the (coin, minute, kind) key keeps each alert single.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import orjson
+from confluent_kafka import Producer
+
+from cryptosent.analysis.alerts import MINUTE, Alert, AlertRules, CoinMinute, detect
+from cryptosent.errors import TransientError
+from cryptosent.sinks.database import Connection, Database
+
+log = logging.getLogger(__name__)
+
+
+def coin_minutes(conn: Connection, since: datetime, until: datetime) -> list[CoinMinute]:
+    """coin_minute rows with since <= minute <= until (the crypto analyzer's sums)."""
+    rows = conn.execute(
+        "select coin, minute, tweets, compound_sum from coin_minute"
+        " where minute >= %s and minute <= %s",
+        [since, until],
+    ).fetchall()
+    return [
+        CoinMinute(str(c), m, int(str(n)), float(str(s)))  # type: ignore[arg-type]
+        for c, m, n, s in rows
+    ]
+
+
+def insert_alerts(conn: Connection, alerts: list[Alert]) -> list[Alert]:
+    """Store alerts; those that were new (a (coin, minute, kind) is stored once)."""
+    new: list[Alert] = []
+    with conn.cursor() as cur:
+        for alert in alerts:
+            cur.execute(
+                "insert into alerts (coin, minute, kind, value, baseline, message)"
+                " values (%s, %s, %s, %s, %s, %s)"
+                " on conflict (coin, minute, kind) do nothing returning id",
+                [alert.coin, alert.minute, alert.kind, alert.value, alert.baseline,
+                 alert.message],
+            )  # fmt: skip
+            if cur.fetchone() is not None:
+                new.append(alert)
+    return new
+
+
+class AlertJob:
+    """Spike alerts from the aggregates; see the module docstring."""
+
+    name = "alerts"
+
+    def __init__(
+        self,
+        database: Database,
+        publisher: Producer | None,
+        topic: str | None,
+        rules: AlertRules,
+        *,
+        interval_s: float = 10.0,
+        lookback_minutes: int = 5,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.database = database
+        self.publisher = publisher
+        self.topic = topic
+        self.rules = rules
+        self.interval_s = interval_s
+        self.lookback_minutes = lookback_minutes
+        self._now = now
+        self._last_run = -math.inf
+
+    def due(self, now: float) -> bool:
+        """Whether the interval passed since the last check."""
+        return now - self._last_run >= self.interval_s
+
+    def run(self) -> int:
+        """Check, store and publish; the number of new alerts (0 when PostgreSQL is away)."""
+        self._last_run = time.monotonic()
+        current = self._now().replace(second=0, microsecond=0)
+        last_closed = current - MINUTE
+        first = last_closed - (self.lookback_minutes - 1) * MINUTE
+        try:
+            with self.database.transaction() as conn:
+                rows = coin_minutes(conn, first - self.rules.window_minutes * MINUTE, last_closed)
+                found: list[Alert] = []
+                minute = first
+                while minute <= last_closed:
+                    found += detect(rows, minute, self.rules)
+                    minute += MINUTE
+                new = insert_alerts(conn, found)
+        except TransientError as err:
+            log.warning("alert check skipped (%s: %s)", err.service, err.reason[:200])
+            return 0
+        for alert in new:
+            log.info("alert: %s", alert.message)
+            if self.publisher is not None and self.topic:
+                payload = {
+                    "coin": alert.coin, "minute": alert.minute.isoformat(), "kind": alert.kind,
+                    "value": alert.value, "baseline": alert.baseline, "message": alert.message,
+                }  # fmt: skip
+                self.publisher.produce(self.topic, orjson.dumps(payload), alert.coin.encode())
+        if new and self.publisher is not None:
+            self.publisher.flush(10)
+        return len(new)
+
+    def close(self) -> None:
+        """Close the job's connection."""
+        self.database.close()

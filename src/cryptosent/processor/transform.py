@@ -1,0 +1,155 @@
+"""The processor's transform: consumed Kafka messages -> valid tweets and dead letters -> one
+scored `ScoredBatch` (both analyzers' scores, labels and coin mentions as Arrow columns).
+
+Pure apart from the analyzers' caches: no Kafka calls, no storage. Importing it does no work;
+`warm_up()` pays pyarrow's first-use costs when the processor starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import pyarrow as pa
+from confluent_kafka import KafkaError
+
+from cryptosent.analysis.coins import coin_mentions
+from cryptosent.analysis.sentiment import Analyzer, get_analyzer, label, score_batch
+from cryptosent.batch import SCHEMA, Ranges, ScoredBatch
+from cryptosent.model import InvalidTweet, Tweet, decode_tweet
+
+log = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class ConsumeError(Protocol):
+    """A consumer error as confluent_kafka reports it (`KafkaError`)."""
+
+    def code(self) -> int: ...
+
+    def str(self) -> str: ...
+
+
+class Message(Protocol):
+    """What the transform reads of a consumed message (confluent_kafka.Message has it)."""
+
+    def error(self) -> ConsumeError | None: ...
+
+    def partition(self) -> int | None: ...
+
+    def offset(self) -> int | None: ...
+
+    def key(self) -> bytes | None: ...
+
+    def value(self) -> bytes | None: ...
+
+
+DeadLetter = tuple[Message, str]
+"""An invalid message and the one-line reason it was refused."""
+
+
+@dataclass
+class Decoded:
+    """One consumed batch split into valid tweets (with where they came from) and dead letters."""
+
+    tweets: list[Tweet] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+    partitions: list[int] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    # every message consumed, valid or not: a sink's offsets move past dead letters too
+    ranges: Ranges = field(default_factory=dict)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+def decode(messages: Sequence[Message]) -> Decoded:
+    """Validate each message against the contract (`model.decode_tweet`); invalid ones become
+    dead letters with their reason, consumer errors are logged and skipped."""
+    out = Decoded()
+    for message in messages:
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consume error: %s", error.str())
+            continue
+        partition, offset = message.partition(), message.offset()
+        assert partition is not None and offset is not None
+        first = out.ranges.get(partition, (offset, offset))[0]
+        out.ranges[partition] = (first, offset)
+        raw = message.value()
+        if raw is None:
+            out.dead.append((message, "empty message (no value)"))
+            continue
+        try:
+            out.tweets.append(decode_tweet(raw))
+        except InvalidTweet as invalid:
+            out.dead.append((message, str(invalid)))
+            continue
+        out.raw.append(raw)
+        out.partitions.append(partition)
+        out.offsets.append(offset)
+    return out
+
+
+class Scorer:
+    """Scores decoded tweets with the default (`crypto`) analyzer and exact VADER."""
+
+    def __init__(self, crypto: Analyzer | None = None, vader: Analyzer | None = None) -> None:
+        self.crypto = crypto or get_analyzer("crypto")
+        self.vader = vader or get_analyzer("vader")
+
+    def __call__(self, decoded: Decoded) -> ScoredBatch:
+        """The batch every sink receives."""
+        table = score_tweets(
+            decoded.tweets, decoded.partitions, decoded.offsets, self.crypto, self.vader
+        )
+        return ScoredBatch(table, decoded.raw, dict(decoded.ranges))
+
+
+def score_tweets(
+    tweets: Sequence[Tweet],
+    partitions: Sequence[int],
+    offsets: Sequence[int],
+    crypto: Analyzer,
+    vader: Analyzer,
+) -> pa.Table:
+    """Score tweets with both analyzers and find their coins; return the columnar table."""
+    n = len(tweets)
+    cols: dict[str, list[object]] = {name: [None] * n for name in SCHEMA.names}
+    texts = [tweet.text for tweet in tweets]
+    crypto_all = score_batch(crypto, texts)
+    vader_all = score_batch(vader, texts)
+    for i, (tweet, c, v) in enumerate(zip(tweets, crypto_all, vader_all, strict=True)):
+        author = tweet.author
+        cols["id"][i] = tweet.id
+        # integer microseconds: exact, and spares pyarrow a pandas import for tz-aware datetimes
+        cols["created_at"][i] = (tweet.created_at - _EPOCH) // _MICROSECOND
+        cols["text"][i] = texts[i]
+        if author is not None:
+            cols["author_id"][i] = author.id
+            cols["author_username"][i] = author.username
+            cols["author_followers"][i] = author.followers
+            cols["author_verified"][i] = author.verified
+        cols["lang"][i] = tweet.lang
+        cols["source"][i] = tweet.source
+        cols["retweet_of"][i] = tweet.retweet_of
+        cols["reply_to"][i] = tweet.reply_to
+        cols["compound"][i], cols["pos"][i], cols["neu"][i], cols["neg"][i] = c
+        cols["label"][i] = label(c[0])
+        cols["vader_compound"][i], cols["vader_pos"][i], cols["vader_neu"][i] = v[:3]
+        cols["vader_neg"][i] = v[3]
+        cols["vader_label"][i] = label(v[0])
+        cols["coins"][i] = coin_mentions(texts[i])
+    cols["kafka_partition"] = list(partitions)
+    cols["kafka_offset"] = list(offsets)
+    return pa.Table.from_pydict(cols, schema=SCHEMA)
+
+
+def warm_up() -> None:
+    """Pay one-time costs before the first batch: pyarrow loads pandas (about a second) the
+    first time it builds a tz-aware timestamp array."""
+    pa.array([0], pa.timestamp("us", tz="UTC"))

@@ -1,50 +1,49 @@
-"""Any source -> the `tweets` topic: rate control, idempotent producer, delivery accounting.
+"""Any source -> the `tweets` topic: the Kafka message of a tweet, rate control, an idempotent
+producer, delivery accounting.
 
-A source is a *batch supplier*: ``supply(n)`` returns up to ``n`` ready messages (key, value)
-and an empty list once it is exhausted. Asking for exactly the number of messages that are due
-keeps ``created_at`` honest at low rates (a tweet is made when it is sent, not seconds before).
+This is the one place that turns `Tweet`s into Kafka messages (`to_message`: key = the tweet id,
+value = `model.encode_tweet`). Sources (`cryptosent.sources`) only yield tweets; `produce` asks
+a source for exactly the number of tweets that are due, which keeps ``created_at`` honest at low
+rates (a tweet is made when it is sent, not seconds before).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import FrameType
-from typing import Any, Final
+from typing import Final
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from cryptosent import kafka
+from cryptosent.config import Settings
 from cryptosent.model import Tweet, encode_tweet
+from cryptosent.runtime import StopSignal
+from cryptosent.sources.base import Source
 
 log = logging.getLogger(__name__)
 
 KeyValue = tuple[bytes, bytes]
-BatchSupplier = Callable[[int], list[KeyValue]]
 
-MAX_BATCH: Final = 2000  # messages asked of a source at once at --rate max
+MAX_BATCH: Final = 2000  # tweets asked of a source at once at --rate max
 PROGRESS_EVERY_S: Final = 0.25
 FLUSH_TIMEOUT_S: Final = 60.0
 
 
-def producer_config(kafka: dict[str, str]) -> dict[str, Any]:
-    """Producer settings: idempotent, acks=all, lz4, batched; on top of the connection config."""
-    return {
-        **kafka,
-        "enable.idempotence": True,  # implies acks=all and ordered, de-duplicated retries
-        "acks": "all",
-        "compression.type": "lz4",
-        "linger.ms": 20,
-        "batch.size": 1_000_000,
-        "queue.buffering.max.messages": 500_000,
-        "queue.buffering.max.kbytes": 512 * 1024,
-        "delivery.timeout.ms": 120_000,
-        "statistics.interval.ms": 0,
-    }
+def to_message(tweet: Tweet) -> KeyValue:
+    """A tweet as a Kafka message: key = its id, value = its JSON (the message contract)."""
+    return tweet.id.encode(), encode_tweet(tweet)
+
+
+def open_producer(settings: Settings) -> Producer:
+    """An idempotent producer for the configured cluster, after checking that Kafka answers and
+    the tweets topic exists (one line otherwise). librdkafka's chatter stays out of stderr: the
+    progress line and the summary say what matters (delivered, failed, why)."""
+    producer = Producer(kafka.producer_config(settings), logger=kafka.quiet_logger("producer"))
+    kafka.check_topic(producer, settings.topic, settings.kafka_bootstrap)
+    return producer
 
 
 @dataclass
@@ -75,74 +74,8 @@ class IngestStats:
         return self.delivered / self.elapsed if self.elapsed > 0 else 0.0
 
 
-def iterator_supplier(messages: Iterable[KeyValue], max_batch: int | None = None) -> BatchSupplier:
-    """Adapt an iterable of messages to a batch supplier.
-
-    Use max_batch=1 for paced or live iterables, whose next item may take a while: each
-    message is then sent as soon as it exists instead of waiting for a full batch.
-    """
-    iterator = iter(messages)
-    if max_batch is None:
-        return lambda n: list(itertools.islice(iterator, n))
-    return lambda n: list(itertools.islice(iterator, min(n, max_batch)))
-
-
-def encoded(tweets: Iterable[Tweet]) -> Iterator[KeyValue]:
-    """Tweets as Kafka messages: key = id, value = the JSON codec's bytes."""
-    for tweet in tweets:
-        yield tweet.id.encode(), encode_tweet(tweet)
-
-
-class KafkaUnavailable(RuntimeError):
-    """The broker cannot be reached or the topic does not exist; ``str(err)`` is one line."""
-
-
-def check_topic(producer: Producer, topic: str, bootstrap: str, timeout_s: float = 10.0) -> int:
-    """Fail fast with one line if Kafka is unreachable or topic is missing; return partitions."""
-    try:
-        metadata = producer.list_topics(topic, timeout=timeout_s)
-    except Exception as err:  # librdkafka raises KafkaException with a transport error
-        raise KafkaUnavailable(
-            f"Kafka unreachable at {bootstrap}: {err} (start the local stack with "
-            "`cryptosent stack up`, or set CRYPTOSENT_KAFKA_BOOTSTRAP)"
-        ) from None
-    info = metadata.topics.get(topic)
-    if info is None or info.error is not None or not info.partitions:
-        raise KafkaUnavailable(
-            f"Kafka topic {topic!r} does not exist at {bootstrap} "
-            "(`cryptosent stack up` creates it; on your own cluster create it first)"
-        )
-    return len(info.partitions)
-
-
-class StopSignal:
-    """Set by SIGINT/SIGTERM so the loop can stop, flush and report instead of dying."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopSignal:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.event.set()
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    @property
-    def is_set(self) -> bool:
-        """Whether a stop was requested."""
-        return self.event.is_set()
-
-
 def produce(
-    supply: BatchSupplier,
+    source: Source,
     *,
     producer: Producer,
     topic: str,
@@ -154,9 +87,9 @@ def produce(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> IngestStats:
-    """Send messages from supply to topic at rate_per_s (None = as fast as possible).
+    """Send the tweets of source to topic at rate_per_s (None = as fast as possible).
 
-    Stops after count messages, after duration_s, when the source is exhausted or on a stop
+    Stops after count tweets, after duration_s, when the source is exhausted or on a stop
     signal; then flushes, so every message is either acknowledged or counted as failed.
     """
     stats = IngestStats(started=clock())
@@ -195,10 +128,10 @@ def produce(
             want = min(due, MAX_BATCH)
         if remaining is not None:
             want = min(want, remaining)
-        batch = supply(want)
-        if not batch:
+        tweets = source.read(want)
+        if not tweets:
             break
-        _enqueue(producer, topic, batch, delivered, stats)
+        _enqueue(producer, topic, [to_message(tweet) for tweet in tweets], delivered, stats)
         producer.poll(0)
         if on_progress is not None and now - last_progress >= PROGRESS_EVERY_S:
             last_progress = now

@@ -1,20 +1,20 @@
 """Bluesky posts about crypto, from a Jetstream websocket (JSON view of the AT Protocol firehose).
 
 We subscribe to ``app.bsky.feed.post`` commits only, keep the ``create`` operations whose text
-mentions a coin (``cryptosent.analysis.coins.coin_mentions``) or one of a few generic crypto
-keywords, and remember the last event's ``time_us``. On a disconnect we reconnect with backoff and
-ask Jetstream to replay from a few seconds before that cursor, dropping the duplicates this
-causes; with ``cursor_path`` the cursor also survives a restart.
+the caller's filter accepts (the CLI passes ``relevance.crypto_filter()``: a coin of the
+catalogue or a generic crypto word), and remember the last event's ``time_us``. On a
+disconnect we reconnect with backoff and ask Jetstream to replay from a few seconds before
+that cursor, dropping the duplicates this causes; with ``cursor_path`` the cursor also
+survives a restart.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,27 +25,16 @@ import msgspec
 from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
-from cryptosent.analysis.coins import coin_mentions
-from cryptosent.backoff import Backoff
+from cryptosent.errors import FatalError
 from cryptosent.model import Author, Tweet
+from cryptosent.runtime import Backoff
+from cryptosent.sources.base import StreamSource, TextFilter
 
 log = logging.getLogger(__name__)
 
 SOURCE_NAME: Final = "bluesky"
 DEFAULT_URL: Final = "wss://jetstream2.us-east.bsky.network/subscribe"
 POST_COLLECTION: Final = "app.bsky.feed.post"
-DEFAULT_KEYWORDS: Final[tuple[str, ...]] = (
-    "crypto",
-    "cryptocurrency",
-    "cryptocurrencies",
-    "altcoin",
-    "altcoins",
-    "memecoin",
-    "memecoins",
-    "stablecoin",
-    "stablecoins",
-)
-"""Generic crypto words that count on top of coin mentions (which come from the coin catalogue)."""
 REWIND_US: Final = 5_000_000
 """How far before the last seen event a resumed connection starts (Jetstream's advice: a few s)."""
 STALL_TIMEOUT_S: Final = 60.0
@@ -55,7 +44,7 @@ MAX_MESSAGE_BYTES: Final = 2**21
 _FATAL_STATUSES: Final = frozenset({400, 401, 403, 404, 410})
 
 
-class JetstreamError(RuntimeError):
+class JetstreamError(FatalError):
     """A fatal problem (bad URL, rejected request); ``str()`` is one line."""
 
 
@@ -70,7 +59,7 @@ class JetstreamStats:
     skipped_other: int = 0
     """Well-formed events that are not new posts: identity, account, deletes, updates."""
     filtered_out: int = 0
-    """New posts that mention no coin or keyword."""
+    """New posts the filter refused (not about crypto)."""
     duplicates: int = 0
     reconnects: int = 0
 
@@ -112,22 +101,6 @@ _event_decoder: Final = msgspec.json.Decoder(_Event)
 _record_decoder: Final = msgspec.json.Decoder(_PostRecord)
 
 
-def keyword_matcher(keywords: Iterable[str]) -> Callable[[str], bool]:
-    """A case-insensitive, word-bounded test for any of ``keywords`` (``$`` cashtags allowed)."""
-    terms = sorted({k.strip().lower() for k in keywords if k.strip()}, key=len, reverse=True)
-    if not terms:
-        return lambda text: False
-    pattern = re.compile(
-        r"(?<![\w$])(?:" + "|".join(re.escape(t) for t in terms) + r")(?!\w)", re.IGNORECASE
-    )
-    return lambda text: pattern.search(text) is not None
-
-
-def is_crypto_post(text: str, keywords: Callable[[str], bool]) -> bool:
-    """True if ``text`` matches ``keywords`` or mentions a coin of the catalogue."""
-    return keywords(text) or bool(coin_mentions(text))
-
-
 def post_uri(did: str, rkey: str) -> str:
     """The at-uri of a post, the id Bluesky itself uses (and what replies point to)."""
     return f"at://{did}/{POST_COLLECTION}/{rkey}"
@@ -149,14 +122,16 @@ def _default_connect(url: str) -> ClientConnection:
     return connect(url, open_timeout=10, close_timeout=2, max_size=MAX_MESSAGE_BYTES)
 
 
-class JetstreamSource:
-    """Yield crypto posts from a Bluesky Jetstream, reconnecting and resuming from a cursor."""
+class JetstreamSource(StreamSource):
+    """Yield wanted posts from a Bluesky Jetstream, reconnecting and resuming from a cursor."""
+
+    name = SOURCE_NAME
 
     def __init__(
         self,
         url: str = DEFAULT_URL,
         *,
-        keywords: Iterable[str] = DEFAULT_KEYWORDS,
+        accept: TextFilter,
         cursor_path: Path | None = None,
         rewind_us: int = REWIND_US,
         dedup_window: int = 10_000,
@@ -166,13 +141,13 @@ class JetstreamSource:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``keywords`` add to the coin catalogue's matches; ``cursor_path`` persists the cursor
-        (unix microseconds) so a restart resumes where the last run stopped."""
+        """``accept`` says which post texts to keep; ``cursor_path`` persists the cursor (unix
+        microseconds) so a restart resumes where the last run stopped."""
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss"):
             raise JetstreamError(f"Jetstream URL must start with ws:// or wss://, got {url!r}")
         self.url = url
-        self._matches_keywords = keyword_matcher(keywords)
+        self._accept = accept
         self.cursor_path = cursor_path
         self._rewind_us = rewind_us
         self._dedup_window = dedup_window
@@ -250,7 +225,7 @@ class JetstreamSource:
         except msgspec.DecodeError:
             self.stats.skipped_malformed += 1
             return None
-        if not is_crypto_post(record.text, self._matches_keywords):
+        if not self._accept(record.text):
             self.stats.filtered_out += 1
             return None
         return Tweet(

@@ -8,8 +8,9 @@ and now and then a *market event*: for a while one coin gets extra volume and st
 (``mock_templates.txt``, ``mock_vocab.toml``).
 
 Faker runs only in the constructor (the author pool); each tweet costs a few ``random()`` calls
-and one string join, and ``encoded()`` writes the JSON from precomputed fragments. The same seed
-and clock give the same tweets, byte for byte.
+and one string join. The same seed and clock give the same tweets, byte for byte (once encoded
+by ``ingest.to_message``). The coin catalogue is the generator's vocabulary (which coins exist,
+how popular, how people write them), read from the same data file as the analysis uses.
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Final, Literal, NamedTuple, TypeVar
 
-import msgspec
-
 from cryptosent.analysis.coins import COINS, Coin
 from cryptosent.model import Author, Metrics, Tweet, utc_now
+from cryptosent.sources.base import Source
 
 __all__ = ["MarketEvent", "MockGenerator"]
 
@@ -94,7 +94,7 @@ class _CoinForms(NamedTuple):
 _Post = tuple[str, str, str, str, "_CoinForms"]
 
 
-# One generated tweet before encoding, a plain tuple because it is built 100,000s of times a second:
+# One generated tweet before it becomes a Tweet, a plain tuple (built 100,000s of times a second):
 # (index, text, author index, lang, retweet_of, reply_to, likes, retweets, replies, quotes).
 _Record = tuple[int, str, int, str, str | None, str | None, int, int, int, int]
 
@@ -158,8 +158,10 @@ def _random_seed() -> int:
     return random.SystemRandom().getrandbits(63)
 
 
-class MockGenerator:
+class MockGenerator(Source):
     """Deterministic stream of realistic crypto tweets; see the module docstring."""
+
+    name = SOURCE
 
     def __init__(self, seed: int | None = None, clock: Callable[[], datetime] = utc_now) -> None:
         """Build the author pool and lookup tables; ``clock`` stamps ``created_at``."""
@@ -220,7 +222,6 @@ class MockGenerator:
         self._ring: list[_Post] = []
         self._ring_pos = 0
         self._id_base: int | None = None
-        self._lang_tail: dict[str, bytes] = {}
 
         self._next_change = self._rng.randint(300, _FIRST_EVENT_MAX)
         self._active: MarketEvent | None = None
@@ -275,7 +276,6 @@ class MockGenerator:
                                   verified=verified))  # fmt: skip
             reach.append(followers**0.6)
         self._authors = authors
-        self._author_json = [msgspec.json.encode(a) for a in authors]
         self._author_lang = langs
         self._author_reach = reach
         self._usernames = tuple(names[:_HUMANS])  # bots are never @mentioned
@@ -361,7 +361,7 @@ class MockGenerator:
     # ---------------------------------------------------------------------------- tweets
 
     def _next(self) -> _Record:
-        """Make the next tweet as a plain record (shared by tweets() and encoded())."""
+        """Make the next tweet as a plain record."""
         index = self.count
         self.count = index + 1
         if index >= self._next_change:
@@ -481,53 +481,6 @@ class MockGenerator:
             )
         return out
 
-    def encoded(self, n: int) -> list[tuple[bytes, bytes]]:
-        """The next ``n`` tweets as Kafka (key, value) pairs: the id and the tweet's JSON.
-
-        Byte for byte what ``encode_tweet`` gives for the same tweets from ``tweets()``.
-        """
-        now = self._start_batch()
-        encode = msgspec.json.encode
-        # Everything but the text, the ids and the counters is a precomputed JSON fragment.
-        created = b',"created_at":' + encode(now) + b',"author":'
-        authors = self._author_json
-        base = self._id_base
-        assert base is not None
-        lang_tail = self._lang_tail
-        next_record = self._next
-        out: list[tuple[bytes, bytes]] = []
-        append = out.append
-        for _ in range(n):
-            (index, text, author, lang, retweet_of, reply_to, likes, retweets, replies, quotes) = (
-                next_record()
-            )
-            key = b"%d" % (base + (index << _WORKER_BITS))
-            tail = lang_tail.get(lang)
-            if tail is None:
-                tail = lang_tail[lang] = b',"lang":%s,"source":"%s"' % (
-                    encode(lang),
-                    SOURCE.encode(),
-                )
-            if retweet_of is not None:
-                tail += b',"retweet_of":"%s"' % retweet_of.encode()
-            elif reply_to is not None:
-                tail += b',"reply_to":"%s"' % reply_to.encode()
-            append(
-                (
-                    key,
-                    b'{"id":"%s","text":%s%s%s%s,"metrics":'
-                    b'{"likes":%d,"retweets":%d,"replies":%d,"quotes":%d}}'
-                    % (
-                        key,
-                        encode(text),
-                        created,
-                        authors[author],
-                        tail,
-                        likes,
-                        retweets,
-                        replies,
-                        quotes,
-                    ),
-                )
-            )
-        return out
+    def read(self, n: int) -> list[Tweet]:
+        """The next ``n`` tweets (the source contract; the generator is never exhausted)."""
+        return self.tweets(n)

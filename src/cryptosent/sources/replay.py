@@ -23,7 +23,9 @@ from typing import IO, TYPE_CHECKING, Final, Literal, cast
 
 import msgspec
 
+from cryptosent.errors import FatalError
 from cryptosent.model import Author, InvalidTweet, Tweet, decode_tweet, encode_tweet, utc_now
+from cryptosent.sources.base import IteratorSource
 
 if TYPE_CHECKING:
     import _csv
@@ -62,7 +64,7 @@ _TRUE: Final = {"true", "1", "yes", "y", "t"}
 _FALSE: Final = {"false", "0", "no", "n", "f", ""}
 
 
-class ReplayError(ValueError):
+class ReplayError(FatalError, ValueError):
     """The file as a whole cannot be replayed (unknown format, missing CSV column)."""
 
 
@@ -153,6 +155,23 @@ def read_replay(
         _csv_header_positions(file_path, mapping)
         return _read_csv(file_path, mapping, report)
     raise ReplayError(f"unknown replay format {kind!r}: use 'jsonl' or 'csv'")
+
+
+def replay_source(
+    path: str | Path,
+    *,
+    fmt: ReplayFormat | None = None,
+    columns: Mapping[str, str | None] | None = None,
+    on_bad_line: BadLineHandler | None = None,
+    speed: float | None = None,
+    rate_per_s: float | None = None,
+    restamp: bool = False,
+) -> IteratorSource:
+    """A file as a source: `read_replay` then `paced`; a paced file is sent tweet by tweet."""
+    tweets = read_replay(path, fmt=fmt, columns=columns, on_bad_line=on_bad_line)
+    stream = paced(tweets, speed=speed, rate_per_s=rate_per_s, restamp=restamp)
+    live = speed is not None or rate_per_s is not None
+    return IteratorSource(SOURCE_NAME, stream, max_batch=1 if live else None)
 
 
 def _read_jsonl(path: Path, report: BadLineHandler) -> Iterator[Tweet]:

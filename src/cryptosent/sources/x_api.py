@@ -18,8 +18,10 @@ from typing import Any, Final, NamedTuple
 import httpx
 import msgspec
 
-from cryptosent.backoff import Backoff
+from cryptosent.errors import CryptosentError, FatalError, TransientError
 from cryptosent.model import Author, Metrics, Tweet, utc_now
+from cryptosent.runtime import Backoff
+from cryptosent.sources.base import StreamSource
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +35,6 @@ STALL_TIMEOUT_S: Final = 90.0
 """X sends a keep-alive every ~20 s; nothing at all for 90 s means the connection is dead."""
 DEFAULT_RULE_SUFFIX: Final = "-is:retweet lang:en"
 DEFAULT_TAG_PREFIX: Final = "cryptosent"
-
-# Cashtags and names of the largest coins by market cap. Bare tickers are left out on purpose:
-# "SOL", "DOT", "LINK" or "ADA" match far too much unrelated English.
-DEFAULT_TRACK_TERMS: Final[tuple[str, ...]] = (
-    "$BTC", "$ETH", "$USDT", "$BNB", "$SOL", "$XRP", "$USDC", "$DOGE", "$ADA", "$TRX",
-    "$AVAX", "$LINK", "$DOT", "$TON", "$SHIB", "$LTC", "$MATIC", "$BCH", "$XLM", "$PEPE",
-    "bitcoin", "ethereum", "solana", "dogecoin", "cardano", "ripple", "litecoin", "polkadot",
-    "chainlink", "avalanche", "shiba inu", "binance coin", "crypto", "cryptocurrency",
-)  # fmt: skip
 
 TWEET_FIELDS: Final = (
     "created_at,lang,author_id,public_metrics,referenced_tweets,in_reply_to_user_id,note_tweet"
@@ -61,7 +54,7 @@ class StreamRule(NamedTuple):
     tag: str
 
 
-class XStreamError(RuntimeError):
+class XStreamError(FatalError):
     """A fatal problem (bad token, no stream access, rejected rule); ``str()`` is one line."""
 
 
@@ -146,21 +139,21 @@ _message_decoder: Final = msgspec.json.Decoder(_XStreamMessage)
 _rules_decoder: Final = msgspec.json.Decoder(_XRulesResponse)
 
 
-class _RetryableStatus(Exception):
+class _RetryableStatus(TransientError):
     def __init__(self, status: int) -> None:
-        super().__init__(f"HTTP {status}")
+        super().__init__(f"X API answered HTTP {status}", service="X API", reason=f"HTTP {status}")
         self.status = status
 
 
-class MalformedMessage(ValueError):
-    """A stream line that is neither a tweet nor an operational message."""
+class MalformedMessage(CryptosentError, ValueError):
+    """A stream line that is neither a tweet nor an operational message (skipped, counted)."""
 
 
 # --- pure helpers --------------------------------------------------------------------------------
 
 
 def build_rules(
-    terms: Iterable[str] = DEFAULT_TRACK_TERMS,
+    terms: Iterable[str],
     *,
     suffix: str = DEFAULT_RULE_SUFFIX,
     max_length: int = MAX_RULE_LENGTH,
@@ -283,15 +276,17 @@ def _raise_for_status(response: httpx.Response, what: str) -> None:
 # --- the source ----------------------------------------------------------------------------------
 
 
-class XFilteredStream:
+class XFilteredStream(StreamSource):
     """Yield tweets from X's v2 filtered stream, keeping our rules in sync and reconnecting."""
+
+    name = SOURCE_NAME
 
     def __init__(
         self,
         bearer_token: str,
         *,
+        rules: Sequence[tuple[str, str]],
         base_url: str = DEFAULT_BASE_URL,
-        rules: Sequence[tuple[str, str]] | None = None,
         sync_rules: bool = True,
         client: httpx.Client | None = None,
         stall_timeout_s: float = STALL_TIMEOUT_S,
@@ -299,14 +294,15 @@ class XFilteredStream:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``rules`` are ``(value, tag)`` pairs (default: ``build_rules()``); ``client`` lets tests
-        or callers supply their own ``httpx.Client`` (it is then not closed by ``close()``)."""
+        """``rules`` are ``(value, tag)`` pairs (``build_rules(terms)``: which posts to receive is
+        the caller's choice); ``client`` lets tests or callers supply their own
+        ``httpx.Client`` (it is then not closed by ``close()``)."""
         if not bearer_token:
             raise XStreamError("no X bearer token: set CRYPTOSENT_X_BEARER_TOKEN")
         self._base_url = base_url.rstrip("/")
         # Kept out of attributes that repr/log might show; only the request headers hold it.
         self._headers = {"Authorization": f"Bearer {bearer_token}", "User-Agent": "cryptosent"}
-        self.rules = [StreamRule(v, t) for v, t in (rules if rules is not None else build_rules())]
+        self.rules = [StreamRule(v, t) for v, t in rules]
         self._sync_rules = sync_rules
         self._owns_client = client is None
         self._client = client or httpx.Client()
@@ -328,7 +324,8 @@ class XFilteredStream:
         return f"XFilteredStream(base_url={self._base_url!r}, rules={len(self.rules)})"
 
     def close(self) -> None:
-        """Close the HTTP client if this object created it."""
+        """Stop reading and close the HTTP client if this object created it."""
+        super().close()
         if self._owns_client:
             self._client.close()
 

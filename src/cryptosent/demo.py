@@ -3,11 +3,15 @@
 Each part runs as its own process (as it would in production), with its output in
 `.stack/logs/demo-<part>.log`; the demo shows one live status table and stops everything it
 started on Ctrl-C (SIGINT lets the generator flush and the processor commit).
+
+The parts get their settings explicitly: the demo's own choices (its lake on the local S3
+server, a shorter lake flush) go into a settings file each child reads with
+`cryptosent --settings FILE`, and only where the user has not set them (environment or `.env`),
+so nothing the user configured is overridden.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import psycopg
 
-from cryptosent.config import Settings
+from cryptosent.config import Settings, read_settings_file, settings_file, write_settings_file
 
 
 @dataclass
@@ -31,13 +35,13 @@ class Part:
     log: Path
     proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, env: dict[str, str]) -> None:
+    def start(self) -> None:
         """Start the process with its output in its log file."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, start_new_session=True,
+                start_new_session=True,
             )  # fmt: skip
 
     @property
@@ -67,18 +71,23 @@ class DemoStatus:
     dashboard_up: bool
 
 
-def demo_env(settings: Settings) -> dict[str, str]:
-    """Environment for the parts: the demo keeps its lake on the local S3 server."""
-    env = dict(os.environ)
-    if "CRYPTOSENT_LAKE_URL" not in env:
-        env["CRYPTOSENT_LAKE_URL"] = f"s3://{settings.stack_s3_bucket}/lake"
-    env.setdefault("CRYPTOSENT_LAKE_FLUSH_SECONDS", "30")
-    return env
+DEMO_LAKE_FLUSH_SECONDS = 30.0
 
 
-def parts(settings: Settings, rate: str, port: int) -> list[Part]:
-    """The generator, the processor and the dashboard."""
-    cli = [sys.executable, "-m", "cryptosent"]
+def demo_settings(settings: Settings) -> dict[str, object]:
+    """The demo's choices for its parts, for the settings the user did not set: the lake on
+    the local S3 server (the lake mode of the dashboard then reads it), a 30 s lake flush."""
+    chosen: dict[str, object] = {}
+    if "lake_url" not in settings.model_fields_set:
+        chosen["lake_url"] = f"s3://{settings.stack_s3_bucket}/lake"
+    if "lake_flush_seconds" not in settings.model_fields_set:
+        chosen["lake_flush_seconds"] = DEMO_LAKE_FLUSH_SECONDS
+    return chosen
+
+
+def parts(settings: Settings, rate: str, port: int, settings_file: Path) -> list[Part]:
+    """The generator, the processor and the dashboard, each reading settings_file."""
+    cli = [sys.executable, "-m", "cryptosent", "--settings", str(settings_file)]
     logs = settings.stack_dir / "logs"
     return [
         Part("generator", [*cli, "generate", "--rate", rate], logs / "demo-generator.log"),
@@ -121,12 +130,17 @@ def run_demo(
     should_stop: Callable[[], bool],
 ) -> list[Part]:
     """Start every part, refresh the status until stopped (or duration), stop them all."""
-    env = demo_env(settings)
-    running = parts(settings, rate, port)
+    # a settings file the demo itself was given is passed on, with the demo's choices added
+    given = settings_file()
+    inherited = read_settings_file(given) if given is not None else {}
+    path = write_settings_file(
+        settings.stack_dir / "run" / "demo.env", {**inherited, **demo_settings(settings)}
+    )
+    running = parts(settings, rate, port, path)
     started = time.monotonic()
     try:
         for part in running:
-            part.start(env)
+            part.start()
         while not should_stop():
             if duration_s is not None and time.monotonic() - started >= duration_s:
                 break

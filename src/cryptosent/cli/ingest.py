@@ -1,0 +1,181 @@
+"""`cryptosent generate | replay | stream`: a source into the `tweets` topic, with a live
+progress line and a summary; tweets Kafka did not acknowledge make the exit status 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cryptosent.cli.common import err, fail, out, parse_rate, user_errors
+from cryptosent.config import get_settings
+
+if TYPE_CHECKING:
+    from cryptosent.ingest import IngestStats
+    from cryptosent.sources.base import Source
+
+
+def run_ingest(
+    source: Source,
+    *,
+    what: str,
+    rate_per_s: float | None,
+    count: int | None = None,
+    duration_s: float | None = None,
+) -> IngestStats:
+    """Produce from source to the tweets topic with a live progress line; exit 1 on losses."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from cryptosent.ingest import open_producer, produce
+    from cryptosent.runtime import StopSignal
+
+    settings = get_settings()
+    with user_errors():
+        producer = open_producer(settings)
+    columns = [
+        TextColumn(f"[bold]{what}[/]"),
+        BarColumn(bar_width=None if count else 0),
+        TextColumn("{task.fields[line]}"),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=err, transient=False) as progress, StopSignal() as stop:
+        task = progress.add_task(what, total=count, line="connecting")
+
+        def show(stats: IngestStats) -> None:
+            line = (
+                f"sent {stats.delivered:,} · {stats.rate_per_s:,.0f}/s "
+                f"({stats.rate_per_s * 60:,.0f}/min) · failed {stats.failed:,} · "
+                f"in flight {stats.in_flight:,}"
+            )
+            progress.update(task, completed=stats.delivered, line=line)
+
+        try:
+            with user_errors():
+                stats = produce(
+                    source, producer=producer, topic=settings.topic, rate_per_s=rate_per_s,
+                    count=count, duration_s=duration_s, on_progress=show, stop=stop,
+                )  # fmt: skip
+        finally:
+            source.close()
+    out.print(
+        f"{what}: {stats.delivered:,} delivered to {settings.topic!r}, {stats.failed:,} failed, "
+        f"{stats.elapsed:.1f} s, {stats.rate_per_s:,.0f} tweets/s"
+        + (" (interrupted, flushed)" if stats.interrupted else "")
+    )
+    if stats.failed:
+        fail(f"{stats.failed:,} tweets were not delivered: {stats.last_error}")
+    return stats
+
+
+def generate(
+    rate: Annotated[
+        str, typer.Option(help="Tweets per minute ('2000/min'), per second ('50/s') or 'max'.")
+    ] = "2000/min",
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after N tweets.")] = None,
+    duration: Annotated[float | None, typer.Option(min=0.1, help="Stop after S seconds.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Deterministic output for a given seed.")] = None,
+) -> None:
+    """Produce realistic mock crypto tweets to Kafka (Ctrl-C flushes and stops)."""
+    from cryptosent.sources.mock import MockGenerator
+
+    rate_per_s = parse_rate(rate)
+    run_ingest(
+        MockGenerator(seed=seed), what="generate", rate_per_s=rate_per_s, count=count,
+        duration_s=duration,
+    )  # fmt: skip
+
+
+def replay(
+    path: Annotated[Path, typer.Argument(help="JSON Lines or CSV file (.gz allowed).")],
+    speed: Annotated[
+        float | None, typer.Option(min=0.0001, help="Original rhythm sped up X times.")
+    ] = None,
+    rate: Annotated[
+        str | None, typer.Option(help="Fixed rate instead ('500/min', '50/s', 'max').")
+    ] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="jsonl or csv (default: from the suffix).")
+    ] = None,
+    column: Annotated[
+        list[str] | None,
+        typer.Option(help="CSV column mapping FIELD=COLUMN, e.g. --column text=tweet_text."),
+    ] = None,
+    restamp: Annotated[
+        bool, typer.Option(help="Set created_at to now (live demos) instead of the original.")
+    ] = False,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after N tweets.")] = None,
+) -> None:
+    """Replay tweets from a file into Kafka; bad lines are reported with their number, skipped."""
+    from cryptosent.sources.replay import replay_source
+
+    if speed is not None and rate is not None:
+        fail("use --speed or --rate, not both")
+    if fmt not in (None, "jsonl", "csv"):
+        fail(f"--format {fmt!r}: use jsonl or csv")
+    mapping: dict[str, str | None] = {}
+    for item in column or []:
+        field, sep, name = item.partition("=")
+        if not sep or not field:
+            fail(f"--column {item!r}: use FIELD=COLUMN")
+        mapping[field.strip()] = name.strip() or None
+    bad_lines = 0
+
+    def report(line_number: int, reason: str) -> None:
+        nonlocal bad_lines
+        bad_lines += 1
+        if bad_lines <= 20:
+            err.print(f"{path}:{line_number}: skipped: {reason}", highlight=False, markup=False)
+        elif bad_lines == 21:
+            err.print("(more bad lines: only the count is shown from here on)")
+
+    with user_errors():
+        source = replay_source(
+            path, fmt=fmt, columns=mapping, on_bad_line=report,  # type: ignore[arg-type]
+            speed=speed, rate_per_s=parse_rate(rate) if rate else None, restamp=restamp,
+        )  # fmt: skip
+    try:
+        run_ingest(source, what="replay", rate_per_s=None, count=count)
+    finally:
+        if bad_lines:
+            err.print(f"{bad_lines:,} bad line(s) skipped in {path}")
+
+
+def stream(
+    source: Annotated[str, typer.Argument(help="x (X API v2 filtered stream) or bluesky.")],
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after N tweets.")] = None,
+    duration: Annotated[float | None, typer.Option(min=0.1, help="Stop after S seconds.")] = None,
+) -> None:
+    """Stream live posts about crypto into Kafka (reconnects by itself; Ctrl-C stops)."""
+    from cryptosent import relevance
+
+    settings = get_settings()
+    live: Source
+    with user_errors():
+        if source == "x":
+            from cryptosent.sources.x_api import XFilteredStream, build_rules
+
+            if settings.x_bearer_token is None:
+                fail("no X bearer token: set CRYPTOSENT_X_BEARER_TOKEN (X API v2, filtered stream)")
+            live = XFilteredStream(
+                settings.x_bearer_token.get_secret_value(),
+                rules=build_rules(relevance.x_track_terms()),
+            )
+        elif source == "bluesky":
+            from cryptosent.sources.bluesky import JetstreamSource
+
+            live = JetstreamSource(
+                settings.jetstream_url, accept=relevance.crypto_filter(),
+                cursor_path=settings.stack_dir / "jetstream.cursor",
+            )  # fmt: skip
+        else:
+            fail(f"unknown source {source!r}: choose x or bluesky")
+        run_ingest(live, what=f"stream {source}", rate_per_s=None, count=count,
+                   duration_s=duration)  # fmt: skip
+
+
+def register(app: typer.Typer) -> None:
+    """Add the commands to the app."""
+    app.command()(generate)
+    app.command()(replay)
+    app.command()(stream)

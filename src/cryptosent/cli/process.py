@@ -1,0 +1,63 @@
+"""`cryptosent process`: one member of the processor consumer group."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cryptosent.cli.common import err, out, setup_logging, user_errors
+from cryptosent.config import get_settings
+
+if TYPE_CHECKING:
+    from cryptosent.processor import ProcessStats
+
+
+def process(
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Exit 0 once caught up with the topic.")
+    ] = False,
+    lake: Annotated[bool, typer.Option(help="Write the lake (raw + Parquet).")] = True,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Prometheus /metrics port (0 = off).")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log INFO too.")] = False,
+) -> None:
+    """Consume tweets, score them, store them in the lake and PostgreSQL (Ctrl-C stops cleanly)."""
+    from cryptosent.kafka import probe_topic
+    from cryptosent.processor import build_processor
+    from cryptosent.runtime import StopSignal
+    from cryptosent.sinks.migrations import migrate
+    from cryptosent.sinks.registry import SINKS
+
+    setup_logging(verbose)
+    settings = get_settings()
+    sinks = [name for name in SINKS if lake or name != "lake"]
+    with user_errors():
+        migrate(settings.database_dsn())
+        probe_topic(settings)
+        with StopSignal() as stop, err.status("joining the consumer group ...") as status:
+
+            def show(stats: ProcessStats) -> None:
+                lag = "?" if stats.lag is None else f"{stats.lag:,}"
+                status.update(
+                    f"processed {stats.consumed:,} · {stats.rate_per_s:,.0f}/s · "
+                    f"stored {stats.stored:,} · dlq {stats.dlq:,} · lag {lag} · "
+                    f"lake objects {stats.lake_objects:,}"
+                )
+
+            processor = build_processor(
+                settings, until_idle=until_idle, sinks=sinks, metrics_port=metrics_port,
+                stop=stop, on_progress=show,
+            )  # fmt: skip
+            stats = processor.run()
+    out.print(
+        f"process: {stats.consumed:,} consumed, {stats.stored:,} stored, "
+        f"{stats.duplicates:,} duplicate ids skipped, {stats.dlq:,} dead-lettered, "
+        f"{stats.lake_objects:,} lake objects"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the command to the app."""
+    app.command()(process)

@@ -7,6 +7,7 @@ Tweet text is untrusted and is only ever shown inside `st.dataframe` cells (plai
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from datetime import UTC, datetime
@@ -263,6 +264,7 @@ def live(range_key: str, analyzer: Analyzer, refresh: float | None) -> None:
 
 def main() -> None:
     """Page setup, sidebar, then the live fragment."""
+    data.use_command_line(sys.argv[1:])
     st.set_page_config(
         page_title="cryptosent · live crypto sentiment", page_icon="📈", layout="wide"
     )

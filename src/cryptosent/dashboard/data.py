@@ -7,9 +7,12 @@ itself once the database is back.
 
 from __future__ import annotations
 
+import argparse
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,11 +20,13 @@ import psycopg
 import streamlit as st
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from cryptosent.config import Settings, get_settings
+from cryptosent import kafka
+from cryptosent.config import Settings, configure, get_settings
 from cryptosent.dashboard import queries
 from cryptosent.dashboard.kafka_lag import TopicPositions, topic_positions
 from cryptosent.dashboard.snapshot import WORDCLOUD_ROWS, Snapshot, load_snapshot
 from cryptosent.dashboard.words import word_stats, wordcloud_png
+from cryptosent.errors import TransientError, one_line
 
 LIVE_TTL = 1.0  # below the shortest refresh (2 s), so every refresh sees new rows
 WORDCLOUD_SECONDS = 30  # the cloud is costly to draw and changes slowly
@@ -30,8 +35,33 @@ LAKE_SECONDS = 30  # the lake is written once a minute by default; reloading oft
 POOL_TIMEOUT = 3.0
 
 
-class Unavailable(RuntimeError):
+class Unavailable(TransientError):
     """The data source cannot answer right now (one line saying which and why)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, service="the dashboard's data source")
+
+
+_command_line: list[str] | None = None
+
+
+def use_command_line(argv: Sequence[str]) -> None:
+    """Apply the app's options that `cryptosent dashboard` passes after `--` (`--settings FILE`,
+    `--source`, `--refresh`); unknown arguments are ignored. Cheap on every rerun."""
+    global _command_line
+    if _command_line == list(argv):
+        return
+    _command_line = list(argv)
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--settings", type=Path)
+    parser.add_argument("--source", choices=("postgres", "lake"))
+    parser.add_argument("--refresh", type=int)
+    known, _ = parser.parse_known_args(list(argv))
+    if known.settings or known.source or known.refresh:
+        configure(
+            known.settings, dashboard_source=known.source,
+            dashboard_refresh_seconds=known.refresh,
+        )  # fmt: skip
 
 
 def settings() -> Settings:
@@ -57,7 +87,7 @@ def describe_source(s: Settings) -> str:
 @st.cache_resource(show_spinner=False)
 def _pool(dsn: str) -> ConnectionPool:
     # min_size=0: connections are made on demand, so a database that was down is simply
-    # connected to again on the next refresh, with no background retry loop to wait out
+    # connected to again on the next refresh (see _drop_pool for a pool that failed)
     pool = ConnectionPool(
         dsn,
         min_size=0,
@@ -71,6 +101,18 @@ def _pool(dsn: str) -> ConnectionPool:
     )
     pool.open(wait=False)
     return pool
+
+
+def _drop_pool(pool: ConnectionPool) -> None:
+    """Forget a pool whose connection failed. psycopg_pool retries a failed connection in the
+    background with delays that double (1 s, 2 s, 4 s, ...), and requests queue behind that
+    attempt: the page kept saying "unreachable" long after the database was back. The next
+    refresh builds a new pool instead, whose first connection attempt is immediate."""
+    _pool.clear()
+    # closing waits for the pool's worker threads: not on the page's time
+    threading.Thread(
+        target=pool.close, kwargs={"timeout": 5.0}, name="dashboard-pool-close", daemon=True
+    ).start()
 
 
 @st.cache_resource(show_spinner=False, ttl=LAKE_SECONDS, max_entries=1)
@@ -90,20 +132,17 @@ def connection() -> Iterator[queries.Connection]:
         try:
             yield _lake(s.lake_url, int(time.time() // LAKE_SECONDS))
         except LAKE_ERRORS as exc:
-            raise Unavailable(f"{describe_source(s)}: {_one_line(exc)}") from exc
+            raise Unavailable(f"{describe_source(s)}: {one_line(exc)}") from exc
         return
+    pool = _pool(s.dashboard_dsn())
     try:
-        with _pool(s.dashboard_dsn()).connection() as conn:
+        with pool.connection() as conn:
             yield conn
     except (psycopg.OperationalError, PoolTimeout) as exc:
-        raise Unavailable(f"{describe_source(s)} is unreachable: {_one_line(exc)}") from exc
+        _drop_pool(pool)
+        raise Unavailable(f"{describe_source(s)} is unreachable: {one_line(exc)}") from exc
     except psycopg.Error as exc:
-        raise Unavailable(f"{describe_source(s)}: {_one_line(exc)}") from exc
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+        raise Unavailable(f"{describe_source(s)}: {one_line(exc)}") from exc
 
 
 @st.cache_data(ttl=LIVE_TTL, show_spinner=False, max_entries=64)
@@ -136,7 +175,7 @@ def fetch_wordcloud(
 def fetch_positions(source: str, slot: int) -> TopicPositions | None:
     """Kafka's view of the processor's topic (high watermarks, commits), None if unreachable."""
     s = settings()
-    return topic_positions(s.kafka_config(), s.consumer_group, s.topic, timeout=1.5)
+    return topic_positions(kafka.connection_config(s), s.consumer_group, s.topic, timeout=1.5)
 
 
 def wordcloud_slot() -> int:

@@ -17,22 +17,15 @@ import pyarrow.dataset as pads
 from cryptosent.batch import SCHEMA
 from cryptosent.config import Settings
 from cryptosent.dashboard.queries import LAKE_VIEWS
-from cryptosent.sinks.lake import LakeError, open_lake
+from cryptosent.errors import CryptosentError
+from cryptosent.sinks.lake import lake_location
 
-LAKE_ERRORS: Final = (duckdb.Error, OSError, pa.ArrowException, LakeError)
+LAKE_ERRORS: Final = (duckdb.Error, OSError, pa.ArrowException, CryptosentError)
 
 
 def lake_dataset(settings: Settings, lake_url: str) -> pads.Dataset:
     """The processed Parquet of the lake as one Arrow dataset (empty when there is none yet)."""
-    secret = settings.aws_secret_access_key
-    key = settings.aws_access_key_id
-    location = open_lake(
-        lake_url,
-        endpoint_url=settings.s3_endpoint_url,
-        access_key=key.get_secret_value() if key else None,
-        secret_key=secret.get_secret_value() if secret else None,
-        region=settings.aws_region,
-    )
+    location = lake_location(settings, lake_url)
     root = f"{location.base}/processed"
     info = location.fs.get_file_info(root)
     if info.type.name == "NotFound":

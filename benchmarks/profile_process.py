@@ -13,20 +13,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.pipeline import fill, sandbox
-from cryptosent.config import Settings
+from cryptosent.bench.pipeline import fill, sandbox
+from cryptosent.config import get_settings
 
 
 def profile(count: int) -> str:
     """The pyinstrument text report of one processor run over count tweets."""
-    settings = Settings()
+    settings = get_settings()
     with sandbox(settings, "profile") as box, tempfile.TemporaryDirectory() as tmp:
         fill(box, count)
         report = Path(tmp) / "profile.txt"
         subprocess.run(
             [sys.executable, "-m", "pyinstrument", "--no-color", "-o", str(report),
-             "-m", "cryptosent", "process", "--until-idle"],
-            env=box.env(), check=True, capture_output=True, timeout=3600,
+             *box.cli("process", "--until-idle")[1:]],
+            check=True, capture_output=True, timeout=3600,
         )  # fmt: skip
         return report.read_text()
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.run import TARGETS, verdicts
+from cryptosent.bench.run import TARGETS, verdicts
 
 ROWS = [
     ("sentiment", "vaderSentiment 3.3.2, texts/s", "sentiment_vadersentiment_per_s"),

@@ -1,7 +1,9 @@
 """Sentiment analyzers: speed against vaderSentiment, and quality on two labelled data sets.
 
 Run: ``.venv/bin/python benchmarks/sentiment.py [--json out.json]`` (numbers go to
-docs/sentiment.md by hand). ``measure(texts)`` is also called by ``cryptosent bench``.
+docs/sentiment.md by hand). The speed measurement itself (``measure``) ships with the package
+(``cryptosent.bench.sentiment``, the ``sentiment`` stage of ``cryptosent bench``); what stays
+here needs the repository's labelled data.
 """
 
 from __future__ import annotations
@@ -9,102 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from cryptosent.analysis.sentiment import (
-    ANALYZERS,
-    CryptoAnalyzer,
-    Scores,
-    VaderAnalyzer,
-    get_analyzer,
-    label,
-)
+from cryptosent.analysis.sentiment import ANALYZERS, get_analyzer, label
+from cryptosent.bench.sentiment import generated_tweets, measure
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GROUND_TRUTH = REPO_ROOT.parent / "shared" / "data" / "vader_tweets_groundtruth.tsv"
 CRYPTO_EVAL = REPO_ROOT / "tests" / "data" / "crypto_eval.tsv"
 LABELS = ("negative", "neutral", "positive")
-
-
-def _run_rounds(
-    scorers: dict[str, Callable[[list[str]], list[Any]]], texts: list[str], rounds: int
-) -> tuple[dict[str, float], dict[str, float], dict[str, list[Any]]]:
-    # The machine is shared: the scorers take turns, round after round, and each keeps its
-    # fastest round, so a burst of load elsewhere cannot favour one of them. The first round
-    # is also kept apart (fresh analyzers: every token is new to their caches) with its output.
-    best = dict.fromkeys(scorers, math.inf)
-    first: dict[str, float] = {}
-    outputs: dict[str, list[Any]] = {}
-    for round_ in range(rounds):
-        for name, score in scorers.items():
-            start = time.perf_counter()
-            result = score(texts)
-            seconds = time.perf_counter() - start
-            best[name] = min(best[name], seconds)
-            if round_ == 0:
-                first[name] = seconds
-                outputs[name] = result
-    per_s = {name: len(texts) / seconds for name, seconds in best.items()}
-    cold = {name: len(texts) / seconds for name, seconds in first.items()}
-    return per_s, cold, outputs
-
-
-def _one_by_one(score: Callable[[str], Any]) -> Callable[[list[str]], list[Any]]:
-    return lambda texts: [score(text) for text in texts]
-
-
-def measure(texts: list[str], rounds: int = 3, python_paths: bool = False) -> dict[str, Any]:
-    """Texts/s of vaderSentiment, our ``vader`` and our ``crypto`` on ``texts``, and exactness.
-
-    Each is called once per text (as the processor does); ``*_batch_per_s`` is one
-    ``scores_many`` call for all texts. Rates are the best of ``rounds`` interleaved rounds;
-    ``*_cold_per_s`` is the first round of fresh analyzers (empty token caches).
-    ``sentiment_vader_exact``: our ``vader`` equals vaderSentiment on every text.
-    ``python_paths`` also times the pure-Python fallback.
-    """
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    reference = SentimentIntensityAnalyzer()
-    vader, crypto = VaderAnalyzer(), CryptoAnalyzer()
-    vader_batch, crypto_batch = VaderAnalyzer(), CryptoAnalyzer()
-    scorers = {
-        "vadersentiment": _one_by_one(reference.polarity_scores),
-        "vader": _one_by_one(vader.scores),
-        "crypto": _one_by_one(crypto.scores),
-        "vader_batch": vader_batch.scores_many,
-        "crypto_batch": crypto_batch.scores_many,
-    }
-    if python_paths:
-        scorers["vader_python"] = _one_by_one(VaderAnalyzer(native=False).scores)
-        scorers["crypto_python"] = _one_by_one(CryptoAnalyzer(native=False).scores)
-    per_s, cold, outputs = _run_rounds(scorers, texts, rounds)
-    expected = [
-        Scores(e["compound"], e["pos"], e["neu"], e["neg"]) for e in outputs["vadersentiment"]
-    ]
-    result: dict[str, Any] = {
-        "sentiment_texts": len(texts),
-        "sentiment_native": vader.native is not None and crypto.native is not None,
-    }
-    result.update({f"sentiment_{name}_per_s": rate for name, rate in per_s.items()})
-    for name in ("vader", "crypto"):
-        result[f"sentiment_{name}_cold_per_s"] = cold[name]
-    result["sentiment_vader_exact"] = outputs["vader"] == expected == outputs["vader_batch"]
-    if python_paths:
-        result["sentiment_vader_python_exact"] = outputs["vader_python"] == expected
-    base = per_s["vadersentiment"]
-    result["sentiment_speedup_vs_vadersentiment"] = per_s["vader"] / base
-    result["sentiment_crypto_speedup_vs_vadersentiment"] = per_s["crypto"] / base
-    return result
-
-
-def generated_tweets(count: int, seed: int = 1) -> list[str]:
-    """The texts of ``count`` tweets from the mock generator (what the pipeline scores)."""
-    from cryptosent.sources.mock import MockGenerator
-
-    return [tweet.text for tweet in MockGenerator(seed=seed).tweets(count)]
 
 
 def pearson(xs: Sequence[float], ys: Sequence[float]) -> float:

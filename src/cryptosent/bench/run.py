@@ -3,6 +3,7 @@
 Stages: sentiment (vaderSentiment vs our analyzers), produce, process (1 and 2 members),
 freshness (2,000/min and 10,000/s), dashboard (queries at 10M tweets). `--quick` shrinks every
 size so the harness itself can be smoke-tested in `make test`; its numbers mean nothing.
+Shipped with the package: an installed `cryptosent bench` needs no checkout.
 """
 
 from __future__ import annotations
@@ -67,19 +68,17 @@ def machine() -> dict[str, Any]:
 
 def stages(settings: Settings, sizes: Sizes) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
     """The stages in order, each a name and a function returning its figures."""
-    from benchmarks import pipeline
+    from cryptosent.bench import pipeline
 
     def sentiment() -> dict[str, Any]:
-        from benchmarks.sentiment import measure
-        from cryptosent.sources.mock import MockGenerator
+        from cryptosent.bench.sentiment import generated_tweets, measure
 
-        texts = [t.text for t in MockGenerator(seed=42).tweets(sizes.sentiment_texts)]
-        return dict(measure(texts))
+        return dict(measure(generated_tweets(sizes.sentiment_texts, seed=42)))
 
     def dashboard() -> dict[str, Any]:
-        from benchmarks.dashboard import measure
+        from cryptosent.bench.dashboard import measure
 
-        return dict(measure(settings.database_dsn(), rows=sizes.dashboard_rows))
+        return dict(measure(settings, rows=sizes.dashboard_rows))
 
     def freshness() -> dict[str, Any]:
         slow = pipeline.measure_freshness(settings, "2000/min", sizes.fresh_slow_s, "")

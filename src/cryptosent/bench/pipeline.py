@@ -1,14 +1,16 @@
 """Pipeline benchmarks against the real local stack: produce, process, freshness.
 
 Every measurement runs the real CLI (`cryptosent generate`, `cryptosent process`) as a user
-would, each on its own fresh topic, database and lake prefix, which are removed afterwards.
+would, each on its own fresh topic, database and lake prefix, which are removed afterwards. The
+children get the sandbox through a settings file (`cryptosent --settings FILE ...`), which wins
+over the environment and `.env`.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 import psycopg
@@ -25,7 +28,8 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from psycopg import sql
 
-from cryptosent.config import Settings
+from cryptosent import kafka
+from cryptosent.config import Settings, write_settings_file
 from cryptosent.sinks.migrations import migrate
 from cryptosent.stack.postgres import PostgresServer
 
@@ -40,19 +44,25 @@ class Sandbox:
     topic: str
     database_url: str
     lake_url: str
+    folder: Path
 
-    def env(self, **extra: str) -> dict[str, str]:
-        """Environment pointing the CLI at this sandbox."""
-        return dict(
-            os.environ,
-            CRYPTOSENT_TOPIC=self.topic,
-            CRYPTOSENT_DLQ_TOPIC=f"{self.topic}.dlq",
-            CRYPTOSENT_DATABASE_URL=self.database_url,
-            CRYPTOSENT_LAKE_URL=self.lake_url,
-            CRYPTOSENT_CONSUMER_GROUP=f"bench-{self.topic}",
-            CRYPTOSENT_METRICS_PORT="0",
+    def settings_file(self, **extra: object) -> Path:
+        """A settings file pointing the CLI at this sandbox (extra: more settings by name)."""
+        values: dict[str, object] = {
+            "topic": self.topic,
+            "dlq_topic": f"{self.topic}.dlq",
+            "database_url": self.database_url,
+            "lake_url": self.lake_url,
+            "consumer_group": f"bench-{self.topic}",
+            "metrics_port": 0,
             **extra,
-        )
+        }
+        name = "-".join(f"{k}-{v}" for k, v in sorted(extra.items())) or "sandbox"
+        return write_settings_file(self.folder / f"{name}.env", values)
+
+    def cli(self, *args: str, **extra: object) -> list[str]:
+        """The command line of `cryptosent ARGS` in this sandbox."""
+        return [*CLI, "--settings", str(self.settings_file(**extra)), *args]
 
     def scalar(self, query: str) -> Any:
         """The single value of a query on the sandbox database."""
@@ -66,7 +76,7 @@ def sandbox(settings: Settings, name: str) -> Iterator[Sandbox]:
     """A fresh topic (6 partitions), database and S3 prefix; all removed on exit."""
     suffix = f"{name}-{uuid.uuid4().hex[:8]}"
     topic = f"bench-{suffix}"
-    admin = AdminClient({**settings.kafka_config()})
+    admin = AdminClient(kafka.admin_config(settings))
     futures = admin.create_topics(
         [NewTopic(topic, num_partitions=settings.topic_partitions), NewTopic(f"{topic}.dlq", 1)]
     )
@@ -80,10 +90,13 @@ def sandbox(settings: Settings, name: str) -> Iterator[Sandbox]:
         )
     url = settings.database_dsn().rsplit("/", 1)[0] + "/" + database
     migrate(url)
-    box = Sandbox(settings, topic, url, f"s3://{settings.stack_s3_bucket}/bench/{suffix}")
+    folder = Path(tempfile.mkdtemp(prefix="cryptosent-bench-"))
+    lake = f"s3://{settings.stack_s3_bucket}/bench/{suffix}"
+    box = Sandbox(settings, topic, url, lake, folder)
     try:
         yield box
     finally:
+        shutil.rmtree(folder, ignore_errors=True)
         for future in admin.delete_topics([topic, f"{topic}.dlq"]).values():
             future.result(timeout=30)
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
@@ -92,12 +105,11 @@ def sandbox(settings: Settings, name: str) -> Iterator[Sandbox]:
             )
 
 
-def run_cli(box: Sandbox, *args: str, timeout: float = 1800, **env: str) -> str:
+def run_cli(box: Sandbox, *args: str, timeout: float = 1800) -> str:
     """Run the CLI in the sandbox; return stdout; raise with stderr on failure."""
     result = subprocess.run(
-        [*CLI, *args], capture_output=True, text=True, timeout=timeout, env=box.env(**env),
-        check=False,
-    )  # fmt: skip
+        box.cli(*args), capture_output=True, text=True, timeout=timeout, check=False
+    )
     if result.returncode != 0:
         raise RuntimeError(f"`cryptosent {' '.join(args)}` failed: {result.stderr.strip()[-500:]}")
     return result.stdout
@@ -127,8 +139,7 @@ def measure_process(settings: Settings, count: int, processes: int = 1) -> dict[
         started = time.monotonic()
         procs = [
             subprocess.Popen(
-                [*CLI, "process", "--until-idle"],
-                env=box.env(),
+                box.cli("process", "--until-idle"),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -163,7 +174,7 @@ def measure_freshness(
     """created_at -> row committed in PostgreSQL, p50/p95/p99, at a steady generator rate."""
     with sandbox(settings, f"fresh-{label}") as box, tempfile.TemporaryFile("w+") as log:
         processor = subprocess.Popen(
-            [*CLI, "process", "--verbose"], env=box.env(CRYPTOSENT_BATCH_SIZE="5000"),
+            box.cli("process", "--verbose", batch_size=5000),
             stdout=subprocess.DEVNULL, stderr=log, text=True,
         )  # fmt: skip
         try:

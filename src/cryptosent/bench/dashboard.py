@@ -5,7 +5,7 @@ into a separate, freshly migrated database with set-based SQL, derives `tweet_co
 `coin_minute` from them exactly as the processor would, then runs every dashboard query for
 every time range. The database is dropped afterwards.
 
-Run: ``.venv/bin/python benchmarks/dashboard.py [--rows 10000000] [--runs 20]``
+Run: ``python -m cryptosent.bench.dashboard [--rows 10000000] [--runs 20]``
 (numbers go to docs/dashboard.md by hand; `cryptosent bench` calls `measure`).
 """
 
@@ -26,9 +26,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from cryptosent import aggregates
+from cryptosent.config import Settings
 from cryptosent.dashboard import queries
 from cryptosent.dashboard.snapshot import WORDCLOUD_ROWS, load_snapshot
 from cryptosent.sinks.migrations import migrate
+from cryptosent.stack.postgres import PostgresServer
 
 GROUP, TOPIC = "cryptosent-processor", "tweets"
 SPAN_DAYS = 7
@@ -77,16 +80,7 @@ from (select i, (i * 2654435761) %% 4294967296 as h
 _DERIVE = (
     """insert into tweet_coins (coin, tweet_id, created_at)
        select distinct coin, id, created_at from tweets, unnest(coins) as coin""",
-    """insert into coin_minute (coin, minute, tweets, positive, neutral, negative, compound_sum,
-                                vader_positive, vader_neutral, vader_negative, vader_compound_sum)
-       select coin, date_trunc('minute', created_at), count(*),
-              count(*) filter (where label = 'positive'),
-              count(*) filter (where label = 'neutral'),
-              count(*) filter (where label = 'negative'), sum(compound),
-              count(*) filter (where vader_label = 'positive'),
-              count(*) filter (where vader_label = 'neutral'),
-              count(*) filter (where vader_label = 'negative'), sum(vader_compound)
-       from tweets, unnest(coins || '{*}'::text[]) as coin group by 1, 2""",
+    f"insert into coin_minute (coin, minute, {aggregates.COLUMNS}) {aggregates.minute_rebuild()}",
     """insert into alerts (coin, minute, kind, value, baseline, message, created_at)
        select 'BTC', date_trunc('minute', now()) - n * interval '30 minutes',
               case when n %% 2 = 0 then 'volume_surge' else 'sentiment_swing' end, 3.5, 1.0,
@@ -122,8 +116,10 @@ def log(message: str) -> None:
 
 
 @contextmanager
-def bench_database(dsn: str) -> Iterator[str]:
-    """A new migrated database beside the one `dsn` names; its URL; dropped on exit."""
+def bench_database(settings: Settings, dsn: str | None = None) -> Iterator[str]:
+    """A new migrated database beside the one `dsn` (default: the configured database) names;
+    its URL; dropped on exit."""
+    dsn = dsn or settings.database_dsn()
     name = f"bench_dashboard_{uuid.uuid4().hex[:8]}"
     admin = dsn
     try:
@@ -131,10 +127,7 @@ def bench_database(dsn: str) -> Iterator[str]:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     except psycopg.errors.InsufficientPrivilege:
         # the app role may not create databases: use the local stack's administrator
-        from cryptosent.config import Settings
-        from cryptosent.stack.postgres import PostgresServer
-
-        admin = PostgresServer(Settings()).admin_conninfo()
+        admin = PostgresServer(settings).admin_conninfo()
         owner = psycopg.conninfo.conninfo_to_dict(dsn).get("user") or "cryptosent"
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(
@@ -231,9 +224,12 @@ def run_queries(url: str, runs: int) -> dict[str, Any]:
     return {"queries": per_query, "refresh": refresh}
 
 
-def measure(dsn: str, rows: int = 10_000_000, runs: int = 20) -> dict[str, Any]:
-    """Load `rows` tweets into a scratch database next to `dsn`, time every dashboard query."""
-    with bench_database(dsn) as url:
+def measure(
+    settings: Settings, rows: int = 10_000_000, runs: int = 20, dsn: str | None = None
+) -> dict[str, Any]:
+    """Load `rows` tweets into a scratch database next to `dsn` (default: the configured one),
+    time every dashboard query."""
+    with bench_database(settings, dsn) as url:
         load_s = load(url, rows)
         with psycopg.connect(url) as conn:
             size = conn.execute("select pg_size_pretty(pg_database_size(current_database()))")
@@ -287,7 +283,7 @@ def main() -> None:
     args = parser.parse_args()
     from cryptosent.config import get_settings
 
-    result = measure(args.dsn or get_settings().database_dsn(), rows=args.rows, runs=args.runs)
+    result = measure(get_settings(), rows=args.rows, runs=args.runs, dsn=args.dsn)
     print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=2))
     print(table(result))
 

@@ -19,7 +19,9 @@ import pyarrow.fs as pafs
 import pytest
 from psycopg import sql
 
+from cryptosent import aggregates
 from cryptosent.config import Settings
+from cryptosent.kafka import admin_config
 from cryptosent.sinks.migrations import migrate
 from cryptosent.stack.manager import Stack
 
@@ -53,7 +55,7 @@ def topic(settings: Settings) -> Iterator[str]:
     from confluent_kafka.cimpl import NewTopic
 
     name = f"test-{uuid.uuid4().hex[:10]}"
-    admin = AdminClient(settings.kafka_config())
+    admin = AdminClient(admin_config(settings))
     futures = admin.create_topics(
         [NewTopic(name, num_partitions=6), NewTopic(f"{name}.dlq", num_partitions=1)]
     )
@@ -133,28 +135,17 @@ class Pipeline:
 
     def coin_minute_mismatches(self) -> int:
         """Rows where coin_minute differs from a recomputation from tweets (0 = exact)."""
-        return int(
-            str(
-                self.scalar(
-                    """
-            with r as (
-                select coin, date_trunc('minute', created_at) as minute, count(*) as n,
-                       count(*) filter (where label = 'positive') as p,
-                       count(*) filter (where label = 'neutral') as z,
-                       count(*) filter (where label = 'negative') as m,
-                       sum(compound) as s, sum(vader_compound) as vs,
-                       count(*) filter (where vader_label = 'positive') as vp
-                from tweets, unnest(coins || '{*}'::text[]) as coin group by 1, 2)
-            select count(*) from r full join coin_minute c using (coin, minute)
-            where r.n is distinct from c.tweets or r.p is distinct from c.positive
-               or r.z is distinct from c.neutral or r.m is distinct from c.negative
-               or r.vp is distinct from c.vader_positive
-               or abs(r.s - c.compound_sum) > 1e-6 or abs(r.vs - c.vader_compound_sum) > 1e-6
-               or r.n is null or c.tweets is null
-            """
-                )
-            )
+        recomputed = aggregates.minute_rebuild()
+        return int(str(self.scalar(aggregates.mismatches(recomputed))))
+
+    def coin_hour_mismatches(self) -> int:
+        """Rows where the hourly rollup differs from coin_minute summed by hour (0 = exact)."""
+        by_hour = (
+            f"select coin, date_trunc('hour', minute, 'UTC') as minute, {aggregates.summed()}"
+            " from coin_minute group by 1, 2"
         )
+        stored = f"select coin, hour as minute, {aggregates.COLUMNS} from coin_hour"
+        return int(str(self.scalar(aggregates.mismatches(by_hour, stored))))
 
     def lake_tables(self, layer: str) -> list[str]:
         """Keys of every object under <lake>/<layer>/."""
@@ -175,17 +166,9 @@ class Pipeline:
             return bytes(stream.read())
 
     def _location(self) -> Any:
-        from cryptosent.sinks.lake import open_lake
+        from cryptosent.sinks.lake import lake_location
 
-        s = self.settings
-        return open_lake(
-            self.lake_url,
-            endpoint_url=s.s3_endpoint_url,
-            access_key=s.aws_access_key_id.get_secret_value() if s.aws_access_key_id else None,
-            secret_key=(
-                s.aws_secret_access_key.get_secret_value() if s.aws_secret_access_key else None
-            ),
-        )
+        return lake_location(self.settings, self.lake_url)
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from psycopg import sql
 from pydantic import SecretStr
 
 from cryptosent.config import Settings
+from cryptosent.kafka import admin_config, connection_config
 from cryptosent.sinks.migrations import migrate
 from cryptosent.stack.manager import Stack, load_or_create_credentials
 
@@ -109,7 +110,7 @@ class PrivateStack:
         from confluent_kafka.cimpl import NewTopic
 
         name = f"fault-{uuid.uuid4().hex[:10]}"
-        admin = AdminClient(self.settings.kafka_config())
+        admin = AdminClient(admin_config(self.settings))
         futures = admin.create_topics(
             [NewTopic(name, num_partitions=6), NewTopic(f"{name}.dlq", num_partitions=1)]
         )
@@ -243,7 +244,7 @@ def topic_end(p: Pipeline) -> int:
     """Sum of the topic's high watermarks (messages written so far)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({**p.settings.kafka_config(), "group.id": "fault-probe"})
+    consumer = Consumer({**connection_config(p.settings), "group.id": "fault-probe"})
     try:
         return sum(
             consumer.get_watermark_offsets(TopicPartition(p.topic, n), timeout=10)[1]
@@ -277,6 +278,7 @@ def assert_exact(p: Pipeline, n: int) -> None:
         "select coalesce(sum(cardinality(coins)), 0) from tweets"
     )
     assert p.coin_minute_mismatches() == 0
+    assert p.coin_hour_mismatches() == 0
     assert p.scalar("select count(*) from lake_intents") == 0
     parquet_rows, raw_lines, ids = lake_counts(p)
     assert (parquet_rows, raw_lines, len(ids)) == (n, n, n)

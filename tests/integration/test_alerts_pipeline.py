@@ -13,14 +13,16 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from conftest import Pipeline
 
+from cryptosent.kafka import admin_config, connection_config
+
 
 def test_volume_surge_is_stored_and_published(pipeline: Pipeline) -> None:
     alerts_topic = f"{pipeline.topic}.alerts"
-    admin = AdminClient(pipeline.settings.kafka_config())
+    admin = AdminClient(admin_config(pipeline.settings))
     for future in admin.create_topics([NewTopic(alerts_topic, num_partitions=1)]).values():
         future.result(timeout=30)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    producer = Producer(pipeline.settings.kafka_config())
+    producer = Producer(connection_config(pipeline.settings))
     n = 0
 
     def send(minute: datetime, count: int, text: str) -> None:

@@ -39,6 +39,7 @@ def assert_exact(p: Pipeline, n: int) -> None:
         "select sum(cardinality(coins)) from tweets"
     )
     assert p.coin_minute_mismatches() == 0
+    assert p.coin_hour_mismatches() == 0
     parquet_rows, raw_lines, ids = lake_counts(p)
     assert (parquet_rows, raw_lines, len(ids)) == (n, n, n)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +14,11 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 from conftest import Pipeline
-from faults_support import Background, wait_for
+from faults_support import Background
 
 from cryptosent.config import Settings
-from cryptosent.sinks.postgres import PostgresSink
+from cryptosent.sinks.database import Database, DatabaseUnavailable
+from cryptosent.sinks.offsets import OffsetStore
 from cryptosent.stack.manager import Stack
 
 
@@ -59,18 +59,17 @@ def test_dashboard_reader_role_can_read_but_not_write(
 # ---- TLS settings are honoured -------------------------------------------------------------------
 def test_sslmode_in_the_database_url_is_honoured(database_url: str) -> None:
     # the local server has no TLS: requiring it must fail, proving the URL's sslmode is used
-    sink = PostgresSink(f"{database_url}?sslmode=require", group="g", topic="t")
-    with pytest.raises(psycopg.OperationalError, match="SSL"):
-        sink.stored_offsets([0])
-    assert (
-        PostgresSink(f"{database_url}?sslmode=disable", group="g", topic="t").stored_offsets([0])
-        == {}
-    )
+    offsets = OffsetStore("g", "t")
+    required = Database(f"{database_url}?sslmode=require")
+    with pytest.raises(DatabaseUnavailable, match="SSL"), required.transaction() as conn:
+        offsets.load(conn, "postgres", [0])
+    with Database(f"{database_url}?sslmode=disable").transaction() as conn:
+        assert offsets.load(conn, "postgres", [0]) == {}
 
 
 @pytest.mark.timeout(120)
 def test_an_https_s3_endpoint_speaks_tls(settings: Settings, tmp_path: Path) -> None:
-    from cryptosent.sinks.lake import Lake, LakeError, open_lake
+    from cryptosent.sinks.lake import Lake, LakeUnavailable, open_lake
 
     assert settings.s3_endpoint_url and settings.aws_access_key_id
     assert settings.aws_secret_access_key
@@ -82,8 +81,9 @@ def test_an_https_s3_endpoint_speaks_tls(settings: Settings, tmp_path: Path) -> 
             secret_key=settings.aws_secret_access_key.get_secret_value(),
         )
     )  # fmt: skip
-    # a TLS handshake with the plain-HTTP local server fails: the client did speak TLS
-    with pytest.raises(LakeError, match=r"(?i)ssl|tls|handshake|curl"):
+    # a TLS handshake with the plain-HTTP local server fails: the client did speak TLS (a
+    # connection failure, retried by the processor)
+    with pytest.raises(LakeUnavailable, match=r"(?i)ssl|tls|handshake|curl"):
         lake.put("probe.txt", b"x")
 
 
@@ -116,11 +116,13 @@ def test_processor_output_never_shows_credentials(pipeline: Pipeline, tmp_path: 
         "CRYPTOSENT_KAFKA_SASL_PASSWORD": FAKE_SASL,
     }
     p.env.update(env_secrets)
-    # S3 refuses the wrong secret: the processor logs retries (-v for everything), then stops
+    # S3 refuses the wrong secret: retrying cannot fix it, the processor (-v: logging
+    # everything) stops with one line naming the lake and what to check
     proc = Background(p, "process", "-v", log_dir=tmp_path)
-    wait_for(lambda: "the lake unavailable (" in proc.stderr, timeout=120, what="a lake retry")
-    proc.proc.send_signal(signal.SIGTERM)
-    assert proc.wait(60) == 1
+    assert proc.wait(120) == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "SIGNATURE_DOES_NOT_MATCH" in errors[0], proc.stderr
+    assert "AWS_SECRET_ACCESS_KEY" in errors[0] and "Traceback" not in proc.stderr
     # a wrong database password: one line naming the server, password masked
     bad_db = p.database_url.replace(real_password, "Wr0ngPassw0rdQ9zX7")
     failed = subprocess.run(

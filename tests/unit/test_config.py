@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from cryptosent.config import Settings, mask_url_password
+from cryptosent.kafka import connection_config
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +65,7 @@ def test_sasl_settings_reach_the_kafka_config(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("CRYPTOSENT_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
     monkeypatch.setenv("CRYPTOSENT_KAFKA_SASL_USERNAME", "svc")
     monkeypatch.setenv("CRYPTOSENT_KAFKA_SASL_PASSWORD", "s3cret-value")
-    conf = Settings().kafka_config()
+    conf = connection_config(Settings())
     assert conf["security.protocol"] == "SASL_SSL"
     assert conf["sasl.mechanism"] == "SCRAM-SHA-512"
     assert conf["sasl.password"] == "s3cret-value"
@@ -131,3 +133,79 @@ def test_env_example_documents_every_setting() -> None:
         alias = field.validation_alias
         names = list(alias.choices) if alias is not None else [f"CRYPTOSENT_{name.upper()}"]  # type: ignore[union-attr]
         assert any(str(n) in documented for n in names), f"{names} missing from .env.example"
+
+
+def test_settings_file_wins_over_environment_and_dotenv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptosent.config import configure, get_settings, settings_file, write_settings_file
+
+    (tmp_path / ".env").write_text("CRYPTOSENT_TOPIC=from-dotenv\nCRYPTOSENT_BATCH_SIZE=7\n")
+    monkeypatch.setenv("CRYPTOSENT_TOPIC", "from-env")
+    path = write_settings_file(
+        tmp_path / "child.env",
+        {"topic": "from-file", "database_url": SecretStr("postgresql://u:p@h/d"),
+         "AWS_REGION": "eu-west-1", "lake_flush_seconds": 30.0},
+    )  # fmt: skip
+    assert path.stat().st_mode & 0o777 == 0o600
+    try:
+        configure(settings_file=path, dashboard_source="lake", batch_size=None)
+        s = get_settings()
+        assert (s.topic, s.database_dsn(), s.aws_region) == ("from-file", "postgresql://u:p@h/d",
+                                                             "eu-west-1")  # fmt: skip
+        assert s.lake_flush_seconds == 30.0 and s.dashboard_source == "lake"
+        assert s.batch_size == 7  # not in the file: .env still counts
+        assert settings_file() == path
+    finally:
+        configure()
+    assert get_settings().topic == "from-env"
+
+
+def test_missing_settings_file_is_one_clear_error(tmp_path: Path) -> None:
+    from cryptosent.config import SettingsFileMissing, configure
+    from cryptosent.errors import FatalError
+
+    with pytest.raises(SettingsFileMissing, match=r"nope\.env does not exist") as caught:
+        configure(settings_file=tmp_path / "nope.env")
+    assert isinstance(caught.value, FatalError)
+
+
+def test_stack_credentials_follow_the_stack_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "repo" / ".stack"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "credentials.env").write_text("AWS_ACCESS_KEY_ID=from-that-stack\n")
+    assert Settings().aws_access_key_id is None
+    monkeypatch.setenv("CRYPTOSENT_STACK_DIR", str(elsewhere))
+    assert Settings().s3_credentials() == ("from-that-stack", None)
+
+
+def test_demo_sets_only_what_the_user_did_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptosent.demo import demo_settings
+
+    assert demo_settings(Settings()) == {
+        "lake_url": "s3://cryptosent/lake", "lake_flush_seconds": 30.0,
+    }  # fmt: skip
+    (tmp_path / ".env").write_text("CRYPTOSENT_LAKE_URL=file:///data/lake\n")
+    assert demo_settings(Settings()) == {"lake_flush_seconds": 30.0}
+    monkeypatch.setenv("CRYPTOSENT_LAKE_FLUSH_SECONDS", "5")
+    assert demo_settings(Settings()) == {}
+
+
+def test_dashboard_app_options_after_the_double_dash(tmp_path: Path) -> None:
+    from cryptosent.config import configure, get_settings
+    from cryptosent.dashboard import data
+
+    path = tmp_path / "s.env"
+    path.write_text("CRYPTOSENT_TOPIC=t9\n")
+    try:
+        data.use_command_line(["--settings", str(path), "--source", "lake", "--refresh", "4"])
+        s = get_settings()
+        assert (s.topic, s.dashboard_source, s.dashboard_refresh_seconds) == ("t9", "lake", 4)
+        data.use_command_line(["-q", "tests/unit"])  # pytest's own argv: nothing to apply
+        assert get_settings().dashboard_source == "lake"
+    finally:
+        configure()

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 
 from cryptosent.analysis.coins import COINS, coin_mentions
 from cryptosent.analysis.sentiment import get_analyzer
-from cryptosent.batch import SCHEMA, score_tweets
+from cryptosent.batch import SCHEMA
 from cryptosent.model import InvalidTweet, Tweet, decode_tweet
+from cryptosent.processor.transform import score_tweets
 from cryptosent.sinks.postgres import to_copy_csv
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,12 +1,17 @@
-"""ingest.produce with an in-memory producer: pacing, counts, failures, stop (no servers)."""
+"""ingest.produce with an in-memory producer and source: pacing, counts, failures, stop (no
+servers)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from cryptosent.ingest import StopSignal, iterator_supplier, produce
+from cryptosent.ingest import produce, to_message
+from cryptosent.model import Tweet, decode_tweet
+from cryptosent.runtime import StopSignal
+from cryptosent.sources.base import IteratorSource, Source
 
 
 class FakeError:
@@ -61,13 +66,35 @@ class FakeClock:
         self.now += seconds
 
 
-def numbered(n: int) -> list[tuple[bytes, bytes]]:
-    return [(str(i).encode(), b"{}") for i in range(n)]
+NOW = datetime(2026, 11, 23, 10, tzinfo=UTC)
+
+
+def numbered(n: int) -> IteratorSource:
+    return IteratorSource("test", (Tweet(str(i), f"text {i}", NOW) for i in range(n)))
+
+
+class Supplier(Source):
+    """A source whose read() calls a function (to act while the loop runs)."""
+
+    name = "supplier"
+
+    def __init__(self, read: Any) -> None:
+        self._read = read
+
+    def read(self, n: int) -> list[Tweet]:
+        return list(self._read(n))
+
+
+def test_to_message_is_the_id_and_the_contract_json() -> None:
+    tweet = Tweet("42", "$BTC up", NOW)
+    key, value = to_message(tweet)
+    assert key == b"42"
+    assert decode_tweet(value) == tweet
 
 
 def test_count_is_exact_and_every_message_is_acknowledged() -> None:
     producer = FakeProducer(capacity=700)
-    stats = produce(iterator_supplier(numbered(10_000)), producer=producer, topic="t", count=5000)  # type: ignore[arg-type]
+    stats = produce((numbered(10_000)), producer=producer, topic="t", count=5000)  # type: ignore[arg-type]
     assert stats.enqueued == stats.delivered == 5000
     assert stats.failed == 0
     assert [key for _, key, _ in producer.sent] == [str(i).encode() for i in range(5000)]
@@ -75,13 +102,13 @@ def test_count_is_exact_and_every_message_is_acknowledged() -> None:
 
 
 def test_source_exhaustion_ends_the_run() -> None:
-    stats = produce(iterator_supplier(numbered(123)), producer=FakeProducer(), topic="t")  # type: ignore[arg-type]
+    stats = produce((numbered(123)), producer=FakeProducer(), topic="t")  # type: ignore[arg-type]
     assert stats.delivered == 123
 
 
 def test_failed_deliveries_are_counted_with_the_reason() -> None:
     producer = FakeProducer(fail_keys={b"3", b"7"})
-    stats = produce(iterator_supplier(numbered(10)), producer=producer, topic="t")  # type: ignore[arg-type]
+    stats = produce((numbered(10)), producer=producer, topic="t")  # type: ignore[arg-type]
     assert (stats.delivered, stats.failed, stats.last_error) == (8, 2, "boom")
 
 
@@ -89,7 +116,7 @@ def test_failed_deliveries_are_counted_with_the_reason() -> None:
 def test_rate_is_held_exactly_by_schedule_and_sleeps_between(rate: float) -> None:
     clock = FakeClock()
     stats = produce(
-        iterator_supplier(numbered(10**6)),
+        numbered(10**6),
         producer=FakeProducer(),  # type: ignore[arg-type]
         topic="t",
         rate_per_s=rate,
@@ -109,13 +136,13 @@ def test_stop_signal_flushes_and_reports_interrupted() -> None:
     producer = FakeProducer()
     sent = 0
 
-    def supply(n: int) -> list[tuple[bytes, bytes]]:
+    def supply(n: int) -> list[Tweet]:
         nonlocal sent
         sent += n
         if sent > 3000:
-            stop.event.set()
-        return numbered(n)
+            stop.set()
+        return numbered(n).read(n)
 
-    stats = produce(supply, producer=producer, topic="t", stop=stop)  # type: ignore[arg-type]
+    stats = produce(Supplier(supply), producer=producer, topic="t", stop=stop)  # type: ignore[arg-type]
     assert stats.interrupted
     assert stats.delivered == stats.enqueued == len(producer.sent) > 3000

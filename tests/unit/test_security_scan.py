@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from cryptosent.config import Settings
+from cryptosent.kafka import connection_config, consumer_config, producer_config
 from cryptosent.sinks.lake import open_lake
 
 REPO = Path(__file__).resolve().parents[2]
@@ -224,7 +225,7 @@ def test_kafka_sasl_and_ssl_settings_reach_librdkafka() -> None:
         kafka_sasl_password="not-a-real-one",  # type: ignore[arg-type]
         kafka_ssl_ca_location="/etc/ssl/certs/ca-certificates.crt",
     )
-    assert s.kafka_config() == {
+    assert connection_config(s) == {
         "bootstrap.servers": "broker.example:9096",
         "security.protocol": "SASL_SSL",
         "sasl.mechanism": "SCRAM-SHA-512",
@@ -232,11 +233,10 @@ def test_kafka_sasl_and_ssl_settings_reach_librdkafka() -> None:
         "sasl.password": "not-a-real-one",
         "ssl.ca.location": "/etc/ssl/certs/ca-certificates.crt",
     }
-    from confluent_kafka import Producer
+    from confluent_kafka import Consumer, Producer
 
-    from cryptosent.ingest import producer_config
-
-    Producer(producer_config(s.kafka_config()))  # librdkafka accepts every key
+    Producer(producer_config(s))  # librdkafka accepts every key
+    Consumer(consumer_config(s))
 
 
 def test_postgres_sslmode_in_the_url_reaches_libpq() -> None:

@@ -12,12 +12,10 @@ import pytest
 from fake_servers import Connection, FakeJetstream, FakeXServer, jetstream_post
 
 from cryptosent.model import Tweet
-from cryptosent.sources.bluesky import (
-    JetstreamError,
-    JetstreamSource,
-    keyword_matcher,
-    post_uri,
-)
+from cryptosent.relevance import crypto_filter, keyword_matcher
+from cryptosent.sources.bluesky import JetstreamError, JetstreamSource, post_uri
+
+CRYPTO = crypto_filter()
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -76,7 +74,7 @@ def take(source: JetstreamSource, n: int) -> list[Tweet]:
 
 
 def test_parse_event_maps_posts_and_counts_the_rest() -> None:
-    source = JetstreamSource()
+    source = JetstreamSource(accept=CRYPTO)
     tweets = [source.parse_event(e if isinstance(e, str) else json.dumps(e)) for e in EVENTS]
     got = [tw for tw in tweets if tw is not None]
     assert [tw.id for tw in got] == [uri("a0"), uri("a5"), uri("a7"), uri("a8"), uri("a10")]
@@ -114,7 +112,7 @@ def test_reconnects_with_cursor_and_drops_duplicates() -> None:
         EVENTS, [Connection(count=7, end="drop"), Connection(count=20, end="hang")]
     )
     with server:
-        source = JetstreamSource(server.url, sleep=sleeps)
+        source = JetstreamSource(server.url, accept=CRYPTO, sleep=sleeps)
         tweets = take(source, 5)
 
     assert [tw.id for tw in tweets] == [uri("a0"), uri("a5"), uri("a7"), uri("a8"), uri("a10")]
@@ -136,12 +134,12 @@ def test_reconnects_with_cursor_and_drops_duplicates() -> None:
 def test_cursor_file_survives_a_restart(tmp_path: Path) -> None:
     cursor_file = tmp_path / "jetstream.cursor"
     with FakeJetstream(EVENTS, [Connection(count=3, end="hang")]) as server:
-        first = JetstreamSource(server.url, cursor_path=cursor_file, sleep=Sleeps())
+        first = JetstreamSource(server.url, accept=CRYPTO, cursor_path=cursor_file, sleep=Sleeps())
         assert [tw.id for tw in take(first, 1)] == [uri("a0")]
     assert cursor_file.read_text().strip() == str(t(0))
 
     with FakeJetstream(EVENTS, [Connection(count=20, end="hang")]) as server:
-        second = JetstreamSource(server.url, cursor_path=cursor_file, sleep=Sleeps())
+        second = JetstreamSource(server.url, accept=CRYPTO, cursor_path=cursor_file, sleep=Sleeps())
         assert second.cursor == t(0)
         # At-least-once across restarts: the post at the cursor comes again (keyed by id).
         assert [tw.id for tw in take(second, 2)] == [uri("a0"), uri("a5")]
@@ -152,7 +150,7 @@ def test_cursor_file_survives_a_restart(tmp_path: Path) -> None:
 def test_unreadable_cursor_file_is_ignored(tmp_path: Path) -> None:
     cursor_file = tmp_path / "cursor"
     cursor_file.write_text("not a number")
-    source = JetstreamSource(cursor_path=cursor_file)
+    source = JetstreamSource(accept=CRYPTO, cursor_path=cursor_file)
     assert source.cursor is None
     assert "cursor=" not in source.subscribe_url()
 
@@ -166,7 +164,7 @@ def test_stall_reconnects_and_backoff_grows_only_without_data() -> None:
         Connection(count=20, end="hang"),
     ]
     with FakeJetstream(EVENTS, script) as server:
-        source = JetstreamSource(server.url, sleep=sleeps, stall_timeout_s=0.3)
+        source = JetstreamSource(server.url, accept=CRYPTO, sleep=sleeps, stall_timeout_s=0.3)
         tweets = take(source, 2)
     assert [tw.id for tw in tweets] == [uri("a0"), uri("a5")]
     assert sleeps.calls == [1.0, 2.0, 4.0]
@@ -176,10 +174,10 @@ def test_stall_reconnects_and_backoff_grows_only_without_data() -> None:
 
 def test_fatal_errors_are_one_line() -> None:
     with pytest.raises(JetstreamError, match="ws:// or wss://"):
-        JetstreamSource("https://jetstream.example/subscribe")
+        JetstreamSource("https://jetstream.example/subscribe", accept=CRYPTO)
     with FakeXServer([]) as http_only:  # answers 404 to /subscribe
         url = http_only.base_url.replace("http://", "ws://") + "/subscribe"
-        source = JetstreamSource(url, sleep=Sleeps())
+        source = JetstreamSource(url, accept=CRYPTO, sleep=Sleeps())
         with pytest.raises(JetstreamError, match="HTTP 404") as caught:
             take(source, 1)
     assert "\n" not in str(caught.value)

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from fake_servers import KEEPALIVE, FakeXServer, Status, Stream, x_tweet_line
 
-from cryptosent.backoff import Backoff
 from cryptosent.model import Tweet
+from cryptosent.relevance import x_track_terms
+from cryptosent.runtime import Backoff
 from cryptosent.sources.x_api import (
-    DEFAULT_TRACK_TERMS,
     MAX_RULE_LENGTH,
     XFilteredStream,
     XStreamError,
@@ -80,16 +80,19 @@ def ids(*numbers: int) -> list[str]:
 # --- pure parts ----------------------------------------------------------------------------
 
 
-def test_build_rules_default_fits_the_limit_and_covers_every_term() -> None:
-    assert len(build_rules()) == 1  # the default list fits one 512-char rule
-    rules = build_rules(max_length=150)
+def test_build_rules_from_the_catalogue_fit_the_limit_and_cover_every_term() -> None:
+    terms = x_track_terms()
+    assert {"$BTC", "$ETH", "bitcoin", "ethereum", "shiba inu", "crypto"} <= set(terms)
+    assert "sol" not in terms and "$SOL" in terms  # bare ambiguous tickers are left out
+    assert len(build_rules(terms)) == 1  # the catalogue's top coins fit one 512-char rule
+    rules = build_rules(terms, max_length=150)
     assert len(rules) >= 3
     assert all(len(r.value) <= 150 for r in rules)
-    assert all(len(r.value) <= MAX_RULE_LENGTH for r in build_rules())
+    assert all(len(r.value) <= MAX_RULE_LENGTH for r in build_rules(terms))
     assert all(r.value.endswith(" -is:retweet lang:en") for r in rules)
     assert [r.tag for r in rules] == [f"cryptosent-{i}" for i in range(1, len(rules) + 1)]
     joined = " ".join(r.value for r in rules)
-    for term in DEFAULT_TRACK_TERMS:
+    for term in terms:
         assert (f'"{term}"' if " " in term else term) in joined
     assert '"shiba inu"' in joined
 
@@ -281,7 +284,7 @@ def test_auth_error_on_rule_sync_is_fatal() -> None:
     # No server needed to answer the stream: the first request (rules) already fails.
     transport = httpx.MockTransport(lambda request: httpx.Response(401, json={"title": "x"}))
     with httpx.Client(transport=transport) as mocked:
-        stream = XFilteredStream(TOKEN, client=mocked, sleep=Sleeps())
+        stream = XFilteredStream(TOKEN, rules=OURS, client=mocked, sleep=Sleeps())
         with pytest.raises(XStreamError, match=r"HTTP 401\) on GET stream rules"):
             take(stream, 1)
 
@@ -292,7 +295,12 @@ def test_network_errors_back_off_linearly(client: httpx.Client) -> None:
         port = probe.getsockname()[1]
     sleeps = Sleeps(stop_after=5)
     stream = XFilteredStream(
-        TOKEN, base_url=f"http://127.0.0.1:{port}", client=client, sleep=sleeps, sync_rules=False
+        TOKEN,
+        rules=OURS,
+        base_url=f"http://127.0.0.1:{port}",
+        client=client,
+        sleep=sleeps,
+        sync_rules=False,
     )
     with pytest.raises(StopIteration_):
         take(stream, 1)

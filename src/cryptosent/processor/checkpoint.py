@@ -122,11 +122,14 @@ class Checkpoint:
                 self._guard(sink, lambda sink=sink, part=part: sink.add(part))  # type: ignore[misc]
             self._record(sink, self._guard(sink, sink.completed) or [])
 
-    def due(self, now: float) -> bool:
-        """Whether a sink wants a flush, or Kafka's commit is older than the commit interval."""
+    def tick(self, now: float) -> None:
+        """Once per loop turn: flush the sinks and commit when a sink is due; otherwise commit
+        what they stored meanwhile, at most once per commit interval (a sink that writes every
+        batch moves its offsets without any flush)."""
         if any(sink.due(now) for sink in self.sinks):
-            return True
-        return now - self._last_commit >= self.commit_interval_s and self._commit_pending()
+            self.flush()
+        elif now - self._last_commit >= self.commit_interval_s:
+            self.commit()
 
     def flush(self) -> None:
         """Flush every sink, then commit what they stored (the order is the guarantee)."""
@@ -185,9 +188,6 @@ class Checkpoint:
             )
             self.rewind_needed = True
             return None
-
-    def _commit_pending(self) -> bool:
-        return any(self.lowest(n) not in (None, self._committed.get(n)) for n in self.assigned)
 
     def _kafka_committed(self, numbers: list[int]) -> dict[int, int]:
         if not numbers:

@@ -187,8 +187,7 @@ class Processor:
                 if self.checkpoint.rewind_needed:
                     self._rewind()
                 now = time.monotonic()
-                if self.checkpoint.due(now):
-                    self.checkpoint.flush()
+                self.checkpoint.tick(now)
                 for job in self.jobs:
                     if job.due(now):
                         self._run_job(job)

@@ -196,3 +196,48 @@ def test_transient_error_kind_carries_the_service() -> None:
         "refused",
         "PostgreSQL unreachable at x: refused",
     )
+
+
+def test_the_commit_interval_commits_what_is_stored_without_flushing_a_buffer() -> None:
+    from fakes import TOPIC, FakeMessage
+
+    from cryptosent.processor.checkpoint import Checkpoint
+    from cryptosent.processor.transform import Scorer, decode
+
+    broker = Broker.filled(partitions=1, per_partition=30)
+    pg, lake = Store(), Store()
+    parts = [MemorySink("postgres", pg), MemorySink("lake", lake, mode="buffered")]
+    consumer = FakeConsumer(broker)
+    checkpoint = Checkpoint(parts, consumer, TOPIC, commit_interval_s=5.0, clock=lambda: 0.0)  # type: ignore[arg-type]
+    assert checkpoint.resume([0]) == {0: -2}  # nothing stored anywhere: from the beginning
+    messages = [FakeMessage(0, o, broker.partitions[0][o]) for o in range(30)]
+    checkpoint.add(Scorer()(decode(messages)))
+    assert pg.offsets == {0: 30} and lake.offsets == {} and parts[1].buffer
+    checkpoint.tick(1.0)
+    assert broker.commits == []  # not yet: the interval has not passed
+    checkpoint.tick(6.0)
+    # the interval commits the lowest stored offset: the lake has none yet, so nothing moves,
+    # and the lake's buffer is left for its own flush
+    assert broker.commits == [] and parts[1].buffer and lake.offsets == {}
+    checkpoint.flush()
+    assert lake.offsets == {0: 30} and broker.committed == {0: 30}
+
+
+def test_without_a_buffered_sink_the_interval_keeps_kafka_current() -> None:
+    from fakes import TOPIC, FakeMessage
+
+    from cryptosent.processor.checkpoint import Checkpoint
+    from cryptosent.processor.transform import Scorer, decode
+
+    broker = Broker.filled(partitions=1, per_partition=20)
+    pg = Store()
+    checkpoint = Checkpoint([MemorySink("postgres", pg)], FakeConsumer(broker), TOPIC,  # type: ignore[arg-type]
+                            commit_interval_s=5.0, clock=lambda: 0.0)  # fmt: skip
+    checkpoint.resume([0])
+    checkpoint.add(
+        Scorer()(decode([FakeMessage(0, o, broker.partitions[0][o]) for o in range(20)]))
+    )
+    checkpoint.tick(6.0)
+    assert broker.commits == [{0: 20}]
+    checkpoint.tick(12.0)
+    assert broker.commits == [{0: 20}]  # nothing new stored: no second commit

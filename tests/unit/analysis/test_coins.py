@@ -1,4 +1,8 @@
-"""coin_mentions: cashtags, hashtags, names, tickers, ambiguity, links and speed."""
+"""coin_mentions: cashtags, hashtags, names, tickers, ambiguity, links and speed.
+
+The context-aware rules (pairs, renames, other scripts, look-alikes, lists of holdings) are in
+test_coin_context.py; quality on the labelled sets is in test_coin_quality.py.
+"""
 
 from __future__ import annotations
 
@@ -91,8 +95,13 @@ def test_coin_mentions(text: str, expected: list[str]) -> None:
 def test_catalogue_loaded() -> None:
     assert len(COINS) >= 60
     assert COINS["BTC"].name == "Bitcoin"
-    assert COINS["BTC"].aliases == ("xbt", "bitcoins")
-    assert COINS["ETH"].aliases == ("ether", "eth2")
+    # XBT is an alternative ticker (matched in pairs such as XBTUSD too), no longer an alias.
+    assert COINS["BTC"].aliases[:3] == ("bitcoins", "satoshis", "sats")
+    assert COINS["BTC"].other_tickers == ("XBT",)
+    assert "~ether" in COINS["ETH"].aliases
+    # Renames: the stored ticker is the new one, the old one maps to it.
+    assert "MATIC" not in COINS and COINS["POL"].other_tickers == ("MATIC",)
+    assert "RNDR" not in COINS and COINS["RENDER"].other_tickers == ("RNDR",)
     assert COINS["SOL"].ticker_ambiguous
     assert not COINS["BTC"].ticker_ambiguous
     assert next(iter(COINS)) == "BTC"

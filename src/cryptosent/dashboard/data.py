@@ -52,7 +52,7 @@ def use_command_line(argv: Sequence[str]) -> None:
     if _command_line == list(argv):
         return
     _command_line = list(argv)
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--settings", type=Path)
     parser.add_argument("--source", choices=("postgres", "lake"))
     parser.add_argument("--refresh", type=int)

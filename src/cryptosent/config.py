@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     alert_min_tweets: int = Field(default=20, ge=1)
     alert_volume_factor: float = Field(default=3.0, gt=1)
     alert_sentiment_swing: float = Field(default=0.35, gt=0, le=2)
+    # a post dated more than this after its message reached Kafka is dead-lettered
+    future_margin_seconds: float = Field(default=600.0, ge=0)
 
     # --- Dashboard -------------------------------------------------------------------------------
     dashboard_port: int = Field(default=8501, ge=1, le=65535)

@@ -8,7 +8,7 @@ layer keeps the exact bytes). msgspec decodes and type-checks in one pass, in C.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Final
 
 import msgspec
@@ -17,6 +17,9 @@ from cryptosent.errors import CryptosentError
 
 SCHEMA_VERSION: Final = 1
 MAX_MESSAGE_BYTES: Final = 64 * 1024
+FUTURE_MARGIN: Final = timedelta(minutes=10)
+"""How far after its arrival a post may be dated (clocks drift; a year 2999 is a bug)."""
+IN_THE_FUTURE: Final = "created_at in the future"
 
 
 # counters must fit PostgreSQL's bigint (and Arrow's int64)
@@ -96,6 +99,16 @@ def decode_tweet(raw: bytes) -> Tweet:
             # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC: Python cannot hold it
             raise InvalidTweet("schema: `created_at` out of range in UTC") from None
     return tweet
+
+
+def check_not_future(tweet: Tweet, received: datetime, margin: timedelta = FUTURE_MARGIN) -> None:
+    """Refuse a post dated more than margin after it was received (InvalidTweet, reason
+    `created_at in the future`); old dates stay valid: replays of archives are legitimate."""
+    if tweet.created_at - received > margin:
+        raise InvalidTweet(
+            f"{IN_THE_FUTURE} ({tweet.created_at.isoformat()}, received "
+            f"{received.astimezone(UTC).isoformat()}, margin {margin.total_seconds():.0f} s)"
+        )
 
 
 def encode_tweet(tweet: Tweet) -> bytes:

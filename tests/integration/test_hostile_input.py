@@ -49,6 +49,8 @@ BAD = [
     Case("missing created_at", b'{"id":"c1","text":"t"}', "`created_at`"),
     Case("created_at not RFC 3339", tweet("c2", "t", "next tuesday"), "$.created_at"),
     Case("created_at without offset", tweet("c3", "t", "2026-11-23T10:00:00"), "UTC offset"),
+    Case("created_at in year 9999", tweet("f1", "$BTC in 9999", "9999-12-31T23:59:59Z"),
+         "created_at in the future"),
     Case("created_at before year 1 in UTC", tweet("c4", "t", "0001-01-01T00:00:00+01:00"),
          "out of range"),
     Case("NUL byte in the JSON", tweet("n1", "t") + b"\x00", "not JSON"),
@@ -84,7 +86,6 @@ STORED = [
     Case("CSV and COPY breakers", tweet("v1", 'a"b,c\nd\r\n\\.\n\\N\t\\\\ "" ,')),
     Case("COPY end marker alone", tweet("v2", "\\.")),
     Case("empty text", tweet("v3", "")),
-    Case("far-future timestamp", tweet("f1", "$BTC in 9999", "9999-12-31T23:59:59Z")),
     Case("far-past timestamp", tweet("f2", "$BTC in year 1", "0001-01-01T00:00:00Z")),
     Case("offset far from UTC", tweet("f3", "$SOL", "2026-11-23T23:30:00+14:00")),
     Case("key that is not the id", tweet("k2", "key says otherwise"), key=b"not-the-id"),
@@ -199,7 +200,6 @@ def test_hostile_messages_go_to_the_dlq_or_are_stored_intact(
         assert line + b"\n" in raw, case.kind
     far = dict(p.query("select id, created_at::text from tweets where id in ('f1','f2','f3')"))
     assert far == {
-        "f1": "9999-12-31 23:59:59+00",
         "f2": "0001-01-01 00:00:00+00",
         "f3": "2026-11-23 09:30:00+00",
     }

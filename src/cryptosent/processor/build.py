@@ -4,6 +4,7 @@ queue, the alert job, metrics and retries. The only place that knows all the par
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from cryptosent import kafka
 from cryptosent.analysis.alerts import AlertRules
@@ -74,7 +75,11 @@ def build_processor(
         retry=retry(),
         scorer=Scorer(),
         jobs=[alerts],
-        options=ProcessorOptions(batch_size=settings.batch_size, until_idle=until_idle),
+        options=ProcessorOptions(
+            batch_size=settings.batch_size,
+            until_idle=until_idle,
+            future_margin=timedelta(seconds=settings.future_margin_seconds),
+        ),
         metrics=metrics,
         stats=stats,
         stop=stop,

@@ -18,11 +18,13 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
 from confluent_kafka import Consumer, TopicPartition
 
 from cryptosent.metrics import ProcessorMetrics
+from cryptosent.model import FUTURE_MARGIN
 from cryptosent.processor.checkpoint import Checkpoint
 from cryptosent.processor.dead_letters import DeadLetters
 from cryptosent.processor.transform import Message, Scorer, decode
@@ -41,6 +43,8 @@ class ProcessorOptions:
     until_idle: bool = False
     idle_check_s: float = 1.0
     progress_every_s: float = 0.5
+    # a post dated more than this after its message reached Kafka is dead-lettered
+    future_margin: timedelta = FUTURE_MARGIN
 
 
 @dataclass
@@ -223,7 +227,7 @@ class Processor:
     def handle(self, messages: Sequence[Message]) -> None:
         """Process one consumed batch: dead letters first, then every sink."""
         started = time.monotonic()
-        decoded = decode(messages)
+        decoded = decode(messages, self.options.future_margin)
         self.stats.consumed += len(messages)
         self.metrics.consumed.inc(len(messages))
         if not decoded.ranges:

@@ -14,12 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import pyarrow as pa
-from confluent_kafka import KafkaError
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError
 
 from cryptosent.analysis.coins import coin_mentions
 from cryptosent.analysis.sentiment import Analyzer, get_analyzer, label, score_batch
 from cryptosent.batch import SCHEMA, Ranges, ScoredBatch
-from cryptosent.model import InvalidTweet, Tweet, decode_tweet
+from cryptosent.model import FUTURE_MARGIN, InvalidTweet, Tweet, check_not_future, decode_tweet
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ class Message(Protocol):
 
     def value(self) -> bytes | None: ...
 
+    def timestamp(self) -> tuple[int, int]: ...
+
 
 DeadLetter = tuple[Message, str]
 """An invalid message and the one-line reason it was refused."""
@@ -66,10 +68,26 @@ class Decoded:
     dead: list[DeadLetter] = field(default_factory=list)
 
 
-def decode(messages: Sequence[Message]) -> Decoded:
-    """Validate each message against the contract (`model.decode_tweet`); invalid ones become
-    dead letters with their reason, consumer errors are logged and skipped."""
+def received_at(message: Message, now: datetime) -> datetime:
+    """When the message reached Kafka: its timestamp, or now when it has none or is ahead of
+    now (a producer with a fast clock must not widen the margin)."""
+    kind, millis = message.timestamp()
+    if kind == TIMESTAMP_NOT_AVAILABLE or millis < 0:
+        return now
+    return min(_EPOCH + timedelta(milliseconds=millis), now)
+
+
+def decode(
+    messages: Sequence[Message],
+    future_margin: timedelta | None = FUTURE_MARGIN,
+    now: datetime | None = None,
+) -> Decoded:
+    """Validate each message against the contract (`model.decode_tweet`) and, unless
+    future_margin is None, refuse posts dated more than future_margin after they reached Kafka
+    (`received_at`); invalid ones become dead letters with their reason, consumer errors are
+    logged and skipped."""
     out = Decoded()
+    now = now or datetime.now(UTC)
     for message in messages:
         error = message.error()
         if error is not None:
@@ -85,7 +103,10 @@ def decode(messages: Sequence[Message]) -> Decoded:
             out.dead.append((message, "empty message (no value)"))
             continue
         try:
-            out.tweets.append(decode_tweet(raw))
+            tweet = decode_tweet(raw)
+            if future_margin is not None:
+                check_not_future(tweet, received_at(message, now), future_margin)
+            out.tweets.append(tweet)
         except InvalidTweet as invalid:
             out.dead.append((message, str(invalid)))
             continue

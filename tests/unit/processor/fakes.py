@@ -52,6 +52,7 @@ class FakeMessage:
     _partition: int
     _offset: int
     _value: bytes | None
+    _timestamp: tuple[int, int] = (0, -1)  # (TIMESTAMP_NOT_AVAILABLE, none): the wall clock
 
     def error(self) -> None:
         return None
@@ -67,6 +68,9 @@ class FakeMessage:
 
     def value(self) -> bytes | None:
         return self._value
+
+    def timestamp(self) -> tuple[int, int]:
+        return self._timestamp
 
 
 @dataclass

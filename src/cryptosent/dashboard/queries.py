@@ -3,8 +3,11 @@
 The statements are static and parameterised (no SQL is built from input). They read the
 PostgreSQL aggregates (`coin_minute`, coin '*' being the all-tweets row of each minute) and
 index ranges of `tweets` / `tweet_coins`, so their cost follows the chosen time window, not the
-table size. Each returns the columns of both analyzers (`crypto` and `vader`); `pick_analyzer`
-chooses one afterwards, so switching analyzers runs no query.
+table size. Every window is bounded on both sides by the wall clock, `now() - window <= t <=
+now()`: a post dated ahead of now (the processor accepts up to `future_margin_seconds`) shows
+once its time has come, never stretches a chart, and very old posts stay outside recent ranges.
+Each returns the columns of both analyzers (`crypto` and `vader`); `pick_analyzer` chooses one
+afterwards, so switching analyzers runs no query.
 
 The same statements run on DuckDB in lake mode: `LAKE_VIEWS` defines `tweets`, `tweet_coins`
 and `coin_minute` over the Parquet lake, and `%(name)s` parameters become `$name`. The
@@ -86,7 +89,7 @@ def bucket_seconds(span: timedelta) -> int:
 
 
 # ------------------------------------------------------------------------------------ totals ---
-_FIRST_MINUTE = "select min(minute) as first from coin_minute where coin = '*'"
+_FIRST_MINUTE = "select min(minute) as first from coin_minute where coin = '*' and minute <= now()"
 
 
 def first_minute(conn: Connection) -> datetime | None:
@@ -100,22 +103,27 @@ _MEASURES = aggregates.COLUMNS
 
 
 def _rows_since(window: str, coins: str) -> str:
-    """Aggregate rows exactly covering `minute >= now() - window`: whole hours from coin_hour,
-    the first partial hour from coin_minute (at most 59 rows per coin), as (coin, t, ...)."""
-    edge = f"date_trunc('hour', now() - {window}) + interval '1 hour'"
+    """Aggregate rows exactly covering `now() - window <= minute <= now()`, as (coin, t, ...):
+    the whole hours between from coin_hour, the partial first and last hours from coin_minute
+    (at most 59 + 60 rows per coin, two index ranges)."""
+    first = f"date_trunc('hour', now() - {window}) + interval '1 hour'"  # first whole hour
+    last = "date_trunc('hour', now())"  # the hour now is in, not over yet
     return f"""
     select coin, hour as t, {_MEASURES} from coin_hour
-    where {coins} and hour >= {edge}
+    where {coins} and hour >= {first} and hour < {last}
     union all
     select coin, minute as t, {_MEASURES} from coin_minute
-    where {coins} and minute >= now() - {window} and minute < {edge}"""  # noqa: S608 - constants
+    where {coins} and minute >= now() - {window} and minute < {first} and minute <= now()
+    union all
+    select coin, minute as t, {_MEASURES} from coin_minute
+    where {coins} and minute >= greatest({first}, {last}) and minute <= now()"""  # noqa: S608
 
 
 def _minutes_since(window: str, coins: str) -> str:
-    """Minute rows of `minute >= now() - window` (for buckets finer than an hour)."""
+    """Minute rows of `now() - window <= minute <= now()` (for buckets finer than an hour)."""
     return f"""
     select coin, minute as t, {_MEASURES} from coin_minute
-    where {coins} and minute >= now() - {window}"""  # noqa: S608 - constants
+    where {coins} and minute >= now() - {window} and minute <= now()"""  # noqa: S608 - constants
 
 
 _BUCKET = "to_timestamp(floor(extract(epoch from t) / %(bucket)s) * %(bucket)s)"
@@ -139,7 +147,7 @@ def totals(conn: Connection, window: timedelta) -> dict[str, float]:
 _RATE = """
 select count(*) filter (where created_at > now() - interval '1 minute') as last_minute,
        count(*) filter (where created_at <= now() - interval '1 minute') as minute_before
-from tweets where created_at > now() - interval '2 minutes'
+from tweets where created_at > now() - interval '2 minutes' and created_at <= now()
 """
 
 
@@ -223,14 +231,14 @@ _TWEET_COLUMNS = """t.created_at, t.author_username, t.text, t.coins,
 
 _LATEST = f"""
 select {_TWEET_COLUMNS}
-from tweets t where t.created_at >= now() - %(window)s
+from tweets t where t.created_at >= now() - %(window)s and t.created_at <= now()
 order by t.created_at desc limit %(limit)s
 """  # noqa: S608 - a constant column list, no input
 
 _LATEST_FOR_COIN = f"""
 select {_TWEET_COLUMNS}
 from tweet_coins c join tweets t on t.id = c.tweet_id
-where c.coin = %(coin)s and c.created_at >= now() - %(window)s
+where c.coin = %(coin)s and c.created_at >= now() - %(window)s and c.created_at <= now()
 order by c.created_at desc limit %(limit)s
 """  # noqa: S608 - a constant column list, no input
 
@@ -248,7 +256,7 @@ def latest_tweets(
 # ------------------------------------------------------------------------- alerts and health ---
 _ALERTS = """
 select coin, minute, kind, value, baseline, message, created_at
-from alerts where created_at >= now() - %(window)s
+from alerts where created_at >= now() - %(window)s and created_at <= now()
 order by created_at desc limit %(limit)s
 """
 
@@ -269,7 +277,7 @@ class StoreState:
 
 
 _NEWEST = """
-select (select max(created_at) from tweets) as newest_tweet,
+select (select max(created_at) from tweets where created_at <= now()) as newest_tweet,
        (select max(updated_at) from kafka_offsets
         where consumer_group = %(group)s and topic = %(topic)s and sink = 'postgres')
            as last_write,

@@ -1,10 +1,12 @@
-"""Any source -> the `tweets` topic: the Kafka message of a tweet, rate control, an idempotent
+"""Any source -> its Kafka topic: the Kafka message of a record, rate control, an idempotent
 producer, delivery accounting.
 
-This is the one place that turns `Tweet`s into Kafka messages (`to_message`: key = the tweet id,
-value = `model.encode_tweet`). Sources (`cryptosent.sources`) only yield tweets; `produce` asks
-a source for exactly the number of tweets that are due, which keeps ``created_at`` honest at low
-rates (a tweet is made when it is sent, not seconds before).
+This is the one place that turns records into Kafka messages (`to_message`): a `Tweet` keyed by
+its id (value `model.encode_tweet`, topic `tweets`), a `PriceTick` keyed by its coin (value
+`model.encode_price`, topic `prices`, so one coin's prices stay in order on one partition).
+Sources (`cryptosent.sources`) only yield records; `produce` asks a source for exactly the
+number of records that are due, which keeps timestamps honest at low rates (a tweet is made when
+it is sent, not seconds before).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from cryptosent import kafka
 from cryptosent.config import Settings
-from cryptosent.model import Tweet, encode_tweet
+from cryptosent.model import PriceTick, Tweet, encode_price, encode_tweet
 from cryptosent.runtime import StopSignal
 from cryptosent.sources.base import Source
 
@@ -27,22 +29,25 @@ log = logging.getLogger(__name__)
 
 KeyValue = tuple[bytes, bytes]
 
-MAX_BATCH: Final = 2000  # tweets asked of a source at once at --rate max
+MAX_BATCH: Final = 2000  # records asked of a source at once at --rate max
 PROGRESS_EVERY_S: Final = 0.25
 FLUSH_TIMEOUT_S: Final = 60.0
 
 
-def to_message(tweet: Tweet) -> KeyValue:
-    """A tweet as a Kafka message: key = its id, value = its JSON (the message contract)."""
-    return tweet.id.encode(), encode_tweet(tweet)
+def to_message(record: Tweet | PriceTick) -> KeyValue:
+    """A record as a Kafka message (the message contracts): a tweet keyed by its id, a price
+    keyed by its coin; the value is the record's JSON."""
+    if isinstance(record, PriceTick):
+        return record.coin.encode(), encode_price(record)
+    return record.id.encode(), encode_tweet(record)
 
 
-def open_producer(settings: Settings) -> Producer:
+def open_producer(settings: Settings, topic: str | None = None) -> Producer:
     """An idempotent producer for the configured cluster, after checking that Kafka answers and
-    the tweets topic exists (one line otherwise). librdkafka's chatter stays out of stderr: the
-    progress line and the summary say what matters (delivered, failed, why)."""
+    the topic (default: the tweets topic) exists (one line otherwise). librdkafka's chatter stays
+    out of stderr: the progress line and the summary say what matters (delivered, failed, why)."""
     producer = Producer(kafka.producer_config(settings), logger=kafka.quiet_logger("producer"))
-    kafka.check_topic(producer, settings.topic, settings.kafka_bootstrap)
+    kafka.check_topic(producer, topic or settings.topic, settings.kafka_bootstrap)
     return producer
 
 
@@ -75,7 +80,7 @@ class IngestStats:
 
 
 def produce(
-    source: Source,
+    source: Source[Tweet] | Source[PriceTick],
     *,
     producer: Producer,
     topic: str,
@@ -87,9 +92,9 @@ def produce(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> IngestStats:
-    """Send the tweets of source to topic at rate_per_s (None = as fast as possible).
+    """Send the records of source to topic at rate_per_s (None = as fast as possible).
 
-    Stops after count tweets, after duration_s, when the source is exhausted or on a stop
+    Stops after count records, after duration_s, when the source is exhausted or on a stop
     signal; then flushes, so every message is either acknowledged or counted as failed.
     """
     stats = IngestStats(started=clock())
@@ -128,10 +133,10 @@ def produce(
             want = min(due, MAX_BATCH)
         if remaining is not None:
             want = min(want, remaining)
-        tweets = source.read(want)
-        if not tweets:
+        records = source.read(want)
+        if not records:
             break
-        _enqueue(producer, topic, [to_message(tweet) for tweet in tweets], delivered, stats)
+        _enqueue(producer, topic, [to_message(record) for record in records], delivered, stats)
         producer.poll(0)
         if on_progress is not None and now - last_progress >= PROGRESS_EVERY_S:
             last_progress = now

@@ -1,13 +1,19 @@
-"""The tweet message contract (one tweet per Kafka message) and its JSON codec.
+"""The Kafka message contracts and their JSON codecs: tweets (`tweets`) and prices (`prices`).
 
-Wire format: UTF-8 JSON object, key = tweet id. Required: ``id`` (string), ``text`` (string),
+Tweet: UTF-8 JSON object, key = tweet id. Required: ``id`` (string), ``text`` (string),
 ``created_at`` (RFC 3339, UTC). Optional: ``author``, ``lang``, ``source``, ``retweet_of``,
 ``reply_to``, ``metrics``, ``v`` (schema version). Unknown fields are ignored here (the lake's raw
 layer keeps the exact bytes). msgspec decodes and type-checks in one pass, in C.
+
+Price: one trade or ticker per message, UTF-8 JSON object, key = coin. Required: ``coin``
+(canonical ticker of the coin catalogue), ``ts`` (RFC 3339, UTC), ``price`` (USD, > 0).
+Optional: ``size`` (>= 0, in coins), ``source``, ``v``.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Container
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Final
 
@@ -114,6 +120,78 @@ def check_not_future(tweet: Tweet, received: datetime, margin: timedelta = FUTUR
 def encode_tweet(tweet: Tweet) -> bytes:
     """Encode a tweet as compact UTF-8 JSON (created_at in RFC 3339 UTC)."""
     return _encoder.encode(tweet)
+
+
+# --- prices ------------------------------------------------------------------------------------
+
+MAX_PRICE_MESSAGE_BYTES: Final = 4 * 1024
+"""A price message is about 100 bytes; anything near this is not one."""
+
+
+class PriceTick(msgspec.Struct, omit_defaults=True):
+    """One trade (or ticker update) of a coin, as it travels on the `prices` topic."""
+
+    coin: str
+    """Canonical ticker of the coin catalogue (``BTC``), whatever the exchange calls it."""
+    ts: datetime
+    """When the trade happened (the exchange's time), UTC."""
+    price: float
+    """In USD (USDT and USDC quotes count as USD), > 0."""
+    size: float | None = None
+    """Traded amount in coins, >= 0; absent for ticker updates that carry none."""
+    source: str | None = None
+    """``mock``, ``replay``, ``coinbase``, ``kraken``, ``binance``."""
+    v: int = SCHEMA_VERSION
+
+
+class InvalidPrice(CryptosentError, ValueError):
+    """A price message that breaks the contract; ``str(err)`` is the one-line reason for the DLQ.
+
+    Neither transient nor fatal: the processor dead-letters the message and goes on."""
+
+
+_price_decoder: Final = msgspec.json.Decoder(PriceTick)
+
+
+def decode_price(raw: bytes, known_coins: Container[str]) -> PriceTick:
+    """Decode and validate one price message; raise InvalidPrice with a one-line reason.
+
+    ``known_coins`` holds the canonical tickers (the coin catalogue, which this foundation module
+    does not import): a coin outside it is refused."""
+    if len(raw) > MAX_PRICE_MESSAGE_BYTES:
+        raise InvalidPrice(
+            f"message is {len(raw)} bytes, over the {MAX_PRICE_MESSAGE_BYTES}-byte limit"
+        )
+    try:
+        tick = _price_decoder.decode(raw)
+    except msgspec.ValidationError as err:
+        raise InvalidPrice(f"schema: {err}") from None
+    except UnicodeDecodeError as err:
+        raise InvalidPrice(f"not UTF-8: {err}") from None
+    except msgspec.DecodeError as err:
+        raise InvalidPrice(f"not JSON: {err}") from None
+    except RecursionError:
+        raise InvalidPrice("not JSON: nested too deeply") from None
+    if tick.coin not in known_coins:
+        shown = tick.coin if len(tick.coin) <= 20 else tick.coin[:20] + "..."
+        raise InvalidPrice(f"schema: unknown coin {shown!r} (not a ticker of the coin catalogue)")
+    if not (math.isfinite(tick.price) and tick.price > 0):
+        raise InvalidPrice(f"schema: `price` is {tick.price!r}; it must be a finite number > 0")
+    if tick.size is not None and not (math.isfinite(tick.size) and tick.size >= 0):
+        raise InvalidPrice(f"schema: `size` is {tick.size!r}; it must be a finite number >= 0")
+    if tick.ts.tzinfo is None:
+        raise InvalidPrice("schema: `ts` has no UTC offset (RFC 3339 requires one)")
+    if tick.ts.utcoffset():
+        try:
+            tick.ts = tick.ts.astimezone(UTC)
+        except OverflowError:
+            raise InvalidPrice("schema: `ts` out of range in UTC") from None
+    return tick
+
+
+def encode_price(tick: PriceTick) -> bytes:
+    """Encode a price as compact UTF-8 JSON (ts in RFC 3339 UTC)."""
+    return _encoder.encode(tick)
 
 
 def utc_now() -> datetime:

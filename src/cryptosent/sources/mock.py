@@ -3,9 +3,12 @@
 Tweets look like the real feed: coins drawn by popularity from ``coins.csv``, cashtags, hashtags,
 plain names, slang, emoji (with variation selectors and skin tones), @mentions, t.co links,
 retweets, replies, posts in several languages, airdrop spam bots, heavy-tailed follower counts,
-and now and then a *market event*: for a while one coin gets extra volume and strongly positive
-(pump) or negative (crash) posts. Templates and vocabulary are data files
-(``mock_templates.txt``, ``mock_vocab.toml``).
+and *market events*: for a while one coin gets extra volume and one-sided posts (a pump, a
+crash, good or bad news). The events come from the mock market (`sources.market`) on the wall
+clock, the same schedule the mock price feed (`sources.mock_prices`) moves its prices by, so the
+posts and the prices of a demo tell one story: for some coins the posts lead the price, for others
+the price leads the posts. Templates and vocabulary are data files (``mock_templates.txt``,
+``mock_vocab.toml``, ``mock_market.toml``).
 
 Faker runs only in the constructor (the author pool); each tweet costs a few ``random()`` calls
 and one string join. The same seed and clock give the same tweets, byte for byte (once encoded
@@ -21,35 +24,34 @@ import random
 import re
 import tomllib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any, Final, Literal, NamedTuple, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 from cryptosent.analysis.coins import COINS, Coin
 from cryptosent.model import Author, Metrics, Tweet, utc_now
 from cryptosent.sources.base import Source
+from cryptosent.sources.market import MarketEvent, MarketScript
 
-__all__ = ["MarketEvent", "MockGenerator"]
+__all__ = ["MarketEvent", "MockGenerator", "mock_market"]
 
 SOURCE: Final = "mock"
 # Twitter's snowflake epoch (2010-11-04T01:42:54.657Z): ids look like real 19-digit tweet ids.
 _SNOWFLAKE_EPOCH_MS: Final = 1_288_834_974_657
 _WORKER_BITS: Final = 10
 
-# Market events, counted in tweets. A new event starts at most 8,500 tweets after the previous
-# one started (duration + gap), so every 10,000 consecutive tweets see at least one start.
-_FIRST_EVENT_MAX: Final = 2_500
-_EVENT_LENGTH: Final = (400, 1_500)
-_EVENT_GAP: Final = (1_500, 7_000)
-_PUMP_PROBABILITY: Final = 0.55
+DEFAULT_MARKET_SEED: Final = 2026
+"""The mock market's seed when none is given (the setting CRYPTOSENT_MOCK_MARKET_SEED)."""
+_MAX_EVENT_SHARE: Final = 0.8  # overlapping events never crowd out all other chatter
 
 _HUMANS: Final = 3_000
 _BOTS: Final = 150
 _RING: Final = 512  # recent posts that retweets and replies refer to
 _TABLE: Final = 8_192  # size of the lookup tables that replace weighted choices
 
-_KINDS: Final = ("positive", "neutral", "negative", "pump", "crash", "reply", "spam")
+_KINDS: Final = (
+    "positive", "neutral", "negative", "pump", "crash", "good_news", "bad_news", "reply", "spam",
+)  # fmt: skip
 _SLOTS: Final = frozenset(
     {
         "coin", "cashtag", "ticker", "name", "hashtag", "coin2", "emoji_pos", "emoji_neg",
@@ -63,22 +65,19 @@ _ALNUM: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True, slots=True)
-class MarketEvent:
-    """A burst of extra, one-sided posts about one coin, between two tweet indexes."""
-
-    coin: str
-    kind: Literal["pump", "crash"]
-    start_index: int
-    """Index of the first tweet of the event (0 = the generator's first tweet)."""
-    end_index: int
-    """Index one past the event's last tweet."""
-    share: float
-    """Fraction of tweets in the window that are event posts about ``coin``."""
-
-    def __contains__(self, index: object) -> bool:
-        """Whether the tweet with this index falls inside the event window."""
-        return isinstance(index, int) and self.start_index <= index < self.end_index
+def mock_market(
+    seed: int = DEFAULT_MARKET_SEED,
+    *,
+    sentiment_lead_minutes: float = 10.0,
+    price_lead_minutes: float = 5.0,
+) -> MarketScript:
+    """The mock market over the coin catalogue (a coin's weight: how much it is talked about)."""
+    return MarketScript(
+        {coin.ticker: coin.weight for coin in COINS.values()},
+        seed=seed,
+        sentiment_lead_minutes=sentiment_lead_minutes,
+        price_lead_minutes=price_lead_minutes,
+    )
 
 
 class _CoinForms(NamedTuple):
@@ -163,13 +162,21 @@ class MockGenerator(Source):
 
     name = SOURCE
 
-    def __init__(self, seed: int | None = None, clock: Callable[[], datetime] = utc_now) -> None:
-        """Build the author pool and lookup tables; ``clock`` stamps ``created_at``."""
+    def __init__(
+        self,
+        seed: int | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        market: MarketScript | None = None,
+    ) -> None:
+        """Build the author pool and lookup tables; ``clock`` stamps ``created_at`` and says
+        which market events are running; ``market`` defaults to `mock_market()`."""
         self.seed: Final[int] = _random_seed() if seed is None else seed
         self._clock = clock
         self._rng = random.Random(self.seed)
+        self.market = market if market is not None else mock_market()
         self.events: list[MarketEvent] = []
-        """Market events started so far, in order (the last one may still be running)."""
+        """Market events whose posts this generator has written, in the order first seen."""
+        self._seen_events: set[MarketEvent] = set()
         self.count = 0
         """How many tweets this generator has made; the next tweet has this index."""
 
@@ -183,7 +190,6 @@ class MockGenerator(Source):
         self._p_tail_emoji: float = mix["tail_emoji"]
         self._p_tail_hashtag: float = mix["tail_hashtag"]
         self._p_tail_url: float = mix["tail_url"]
-        self._event_share: tuple[float, float] = (mix["event_share_min"], mix["event_share_max"])
         self._emoji: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in vocab["emoji"].items()}
         words = vocab["words"]
         self._timeframes: tuple[str, ...] = tuple(words["timeframes"])
@@ -193,15 +199,8 @@ class MockGenerator(Source):
 
         coins = list(COINS.values())
         self._forms = [_coin_forms(c) for c in coins]
+        self._forms_of = {f.ticker: f for f in self._forms}
         self._coin_table = _weighted_table(self._forms, [c.weight for c in coins])
-        # Events favour big coins less than chatter does, so smaller coins get their moment too.
-        eventful = [(f, c) for f, c in zip(self._forms, coins, strict=True)]
-        eventful = [(f, c) for f, c in eventful if c.ticker not in set(words["no_events"])]
-        self._event_coins = [f for f, _ in eventful]
-        self._event_cumulative: list[float] = []
-        for _, c in eventful:
-            previous = self._event_cumulative[-1] if self._event_cumulative else 0.0
-            self._event_cumulative.append(previous + math.sqrt(c.weight))
 
         sentiments = vocab["sentiment"]
         self._sentiment_table = _weighted_table(list(sentiments), list(sentiments.values()), 100)
@@ -223,9 +222,8 @@ class MockGenerator(Source):
         self._ring_pos = 0
         self._id_base: int | None = None
 
-        self._next_change = self._rng.randint(300, _FIRST_EVENT_MAX)
-        self._active: MarketEvent | None = None
-        self._active_forms: _CoinForms | None = None
+        # the market events running at this batch's moment: (share of posts, coin, kind of posts)
+        self._moment: list[tuple[float, _CoinForms, str]] = []
 
         self._fill = self._slot_functions()
 
@@ -342,21 +340,22 @@ class MockGenerator(Source):
 
     # ------------------------------------------------------------------------------ events
 
-    def _update_events(self, index: int) -> None:
-        rng = self._rng
-        if self._active is not None:  # the running event ends here
-            self._active = self._active_forms = None
-            self._next_change = index + rng.randint(*_EVENT_GAP)
-            return
-        draw = rng.random() * self._event_cumulative[-1]
-        forms = self._event_coins[bisect.bisect_left(self._event_cumulative, draw)]
-        kind: Literal["pump", "crash"] = "pump" if rng.random() < _PUMP_PROBABILITY else "crash"
-        end = index + rng.randint(*_EVENT_LENGTH)
-        share = rng.uniform(*self._event_share)
-        self._active = MarketEvent(forms.ticker, kind, index, end, round(share, 3))
-        self._active_forms = forms
-        self.events.append(self._active)
-        self._next_change = end
+    def _update_moment(self, now: datetime) -> None:
+        """Which market events are running now, and what share of posts each one takes."""
+        moment: list[tuple[float, _CoinForms, str]] = []
+        for event in self.market.active(now):
+            share = event.post_share(now)
+            forms = self._forms_of.get(event.coin)
+            if share <= 0.0 or forms is None:
+                continue
+            moment.append((share, forms, event.posts))
+            if event not in self._seen_events:
+                self._seen_events.add(event)
+                self.events.append(event)
+        total = sum(share for share, _, _ in moment)
+        if total > _MAX_EVENT_SHARE:
+            moment = [(share * _MAX_EVENT_SHARE / total, f, k) for share, f, k in moment]
+        self._moment = moment
 
     # ---------------------------------------------------------------------------- tweets
 
@@ -364,24 +363,22 @@ class MockGenerator(Source):
         """Make the next tweet as a plain record."""
         index = self.count
         self.count = index + 1
-        if index >= self._next_change:
-            self._update_events(index)
         rand = self._rng.random
         templates = self._templates
         ring = self._ring
         author = self._author_table[int(rand() * _TABLE)]
         lang = self._author_lang[author]
 
-        event = self._active
-        if event is not None and rand() < event.share:
-            kind = event.kind
-            if (lang, kind) not in templates or rand() < 0.3:
-                lang = "en"
-            coin = self._active_forms
-            assert coin is not None
-            choices = templates[lang, kind]
-            text = self._render(choices[int(rand() * len(choices))], coin)
-            return self._original(index, author, lang, coin, text)
+        if self._moment:
+            roll = rand()
+            for share, coin, kind in self._moment:
+                if roll < share:
+                    if (lang, kind) not in templates or rand() < 0.3:
+                        lang = "en"
+                    choices = templates[lang, kind]
+                    text = self._render(choices[int(rand() * len(choices))], coin)
+                    return self._original(index, author, lang, coin, text)
+                roll -= share
 
         roll = rand()
         if ring and roll < self._p_retweet:
@@ -460,6 +457,7 @@ class MockGenerator(Source):
     def tweets(self, n: int) -> list[Tweet]:
         """The next ``n`` tweets, all stamped with one reading of the clock."""
         now = self._start_batch()
+        self._update_moment(now)
         out: list[Tweet] = []
         for _ in range(n):
             (index, text, author, lang, retweet_of, reply_to, likes, retweets, replies, quotes) = (

@@ -15,6 +15,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 from cryptosent.analysis.coins import COINS, coin_mentions
 from cryptosent.ingest import to_message
 from cryptosent.model import Tweet, decode_tweet, encode_tweet
+from cryptosent.sources.market import MarketScript
 from cryptosent.sources.mock import MarketEvent, MockGenerator, parse_templates
 
 SEED = 2026
@@ -101,56 +102,88 @@ def test_authors(generated: tuple[MockGenerator, list[Tweet], list[list[str]]]) 
     assert max(m.likes or 0 for m in metrics) > 100
 
 
-def test_market_events_change_share_and_sentiment(
-    generated: tuple[MockGenerator, list[Tweet], list[list[str]]],
+MARKET_START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+POSITIVE_POSTS = {"pump", "good_news"}
+
+
+@pytest.fixture(scope="module")
+def market_run() -> tuple[MockGenerator, list[Tweet], list[list[str]]]:
+    # 40 minutes of the mock market at 500 tweets a minute: the clock moves 6 s per batch of 50
+    moments = (MARKET_START + timedelta(seconds=6 * i) for i in itertools.count())
+    generator = MockGenerator(seed=SEED, clock=lambda: next(moments))
+    tweets = [tweet for _ in range(400) for tweet in generator.tweets(50)]
+    return generator, tweets, [coin_mentions(t.text) for t in tweets]
+
+
+def test_market_events_move_volume_and_mood(
+    market_run: tuple[MockGenerator, list[Tweet], list[list[str]]],
 ) -> None:
-    generator, tweets, mentions = generated
-    events = [e for e in generator.events if e.end_index <= N]
-    assert generator.events and events
-    assert generator.events[0].start_index < 10_000
+    generator, tweets, mentions = market_run
+    end = tweets[-1].created_at
+    window = timedelta(minutes=1)
+
+    def alone(event: MarketEvent) -> bool:  # no other event of the same coin at the same time
+        return not any(
+            o is not event and o.coin == event.coin and o.start < event.end and event.start < o.end
+            for o in generator.market.events_between(MARKET_START - window, end + window)
+        )
+
+    checked = [
+        e
+        for e in generator.events
+        if e.sentiment_start >= MARKET_START
+        and e.sentiment_start + timedelta(minutes=e.minutes) <= end
+        and alone(e)
+    ]
+    assert len(checked) >= 4, generator.events
     vader = SentimentIntensityAnalyzer()
-    for event in events:
-        assert event.coin in COINS
-        assert event.kind in ("pump", "crash")
-        inside = range(event.start_index, event.end_index)
-        outside = [i for i in range(N) if i not in event]
+    for event in checked:
+        # the middle half of the posts' window, where at least 70 % of the peak share is reached
+        low = event.sentiment_start + timedelta(minutes=event.minutes / 4)
+        high = event.sentiment_start + timedelta(minutes=3 * event.minutes / 4)
+        inside = [i for i, t in enumerate(tweets) if low <= t.created_at < high]
+        outside = [i for i, t in enumerate(tweets) if not event.start <= t.created_at < event.end]
         share_in = sum(event.coin in mentions[i] for i in inside) / len(inside)
         share_out = sum(event.coin in mentions[i] for i in outside) / len(outside)
-        assert share_in >= 0.2, event
-        assert share_in > 3 * share_out, event
-        mood_in = mean(
-            vader.polarity_scores(tweets[i].text)["compound"]
-            for i in inside
-            if event.coin in mentions[i]
-        )
-        mood_out = mean(
-            [
-                vader.polarity_scores(tweets[i].text)["compound"]
-                for i in outside
-                if event.coin in mentions[i]
-            ]
-            or [0.0]
-        )
-        if event.kind == "pump":
-            assert mood_in > 0.3 and mood_in > mood_out, (event, mood_in, mood_out)
+        assert share_in - share_out >= 0.5 * event.share, (event, share_in, share_out)
+
+        def mood(indexes: list[int], coin: str = event.coin) -> float:
+            scores = [vader.polarity_scores(tweets[i].text)["compound"] for i in indexes
+                      if coin in mentions[i]]  # fmt: skip
+            return mean(scores) if scores else 0.0
+
+        mood_in, mood_out = mood(inside), mood(outside)
+        if event.posts in POSITIVE_POSTS:
+            assert mood_in > mood_out + 0.1, (event, mood_in, mood_out)
         else:
-            assert mood_in < -0.3 and mood_in < mood_out, (event, mood_in, mood_out)
+            assert mood_in < mood_out - 0.1, (event, mood_in, mood_out)
 
 
-def test_an_event_in_every_10000_tweets() -> None:
-    generator = MockGenerator(seed=5, clock=fixed_clock)
-    generator.tweets(60_000)
-    starts = [e.start_index for e in generator.events]
-    assert starts[0] < 10_000
-    assert all(b - a < 10_000 for a, b in itertools.pairwise(starts))
-    assert all(a.end_index <= b.start_index for a, b in itertools.pairwise(generator.events))
-    assert 6 <= len(starts) <= 40
+def test_events_come_from_the_wall_clock_not_the_rate() -> None:
+    # two generators with other seeds, rates and batch sizes over the same hour see the same events
+    def run(seed: int, batch: int, step_s: float) -> MockGenerator:
+        moments = (MARKET_START + timedelta(seconds=step_s * i) for i in itertools.count())
+        generator = MockGenerator(seed=seed, clock=lambda: next(moments))
+        for _ in range(int(3600 / step_s)):
+            generator.tweets(batch)
+        return generator
+
+    slow, fast = run(1, 5, 10.0), run(2, 40, 2.0)
+    expected = generator_events(slow.market, MARKET_START, MARKET_START + timedelta(hours=1))
+    assert len(expected) >= 8
+    assert {e.coin for e in expected} <= set(COINS)
+    # an event counts once a post of it was written: the faster feed sees at least as many
+    assert set(slow.events) <= set(expected) and set(fast.events) <= set(expected)
+    assert len(set(slow.events) & set(fast.events)) >= len(expected) - 2
 
 
-def test_event_membership() -> None:
-    event = MarketEvent("SOL", "pump", 10, 20, 0.3)
-    assert 10 in event and 19 in event
-    assert 9 not in event and 20 not in event and "10" not in event
+def generator_events(market: MarketScript, start: datetime, end: datetime) -> list[MarketEvent]:
+    """The events whose posts run inside [start, end)."""
+    return [
+        e
+        for e in market.events_between(start, end)
+        if e.sentiment_start < end and e.sentiment_start + timedelta(minutes=e.minutes) > start
+    ]
 
 
 def test_messages_decode_to_the_same_tweets() -> None:

@@ -1,5 +1,6 @@
-"""What every long-running part shares at run time: the stop signal (Ctrl-C, SIGTERM), retry
-delays (`Backoff`) and the retry loop that reads the error kinds (`Retry`).
+"""What every long-running part shares at run time: the stop (`StopSignal`: Ctrl-C, SIGTERM,
+`--duration`), blocking calls bounded by it (`until_stopped`), retry delays (`Backoff`) and the
+retry loop that reads the error kinds (`Retry`).
 
 `Backoff` is pure bookkeeping (no sleeping): a caller asks for the next delay and sleeps with its
 own injectable sleep function, so tests can assert the exact sequence of delays.
@@ -75,10 +76,36 @@ class Backoff:
 
 
 class StopSignal:
-    """Set by SIGINT/SIGTERM so a loop can stop, flush and report instead of dying."""
+    """The one thing every long-running command, loop and source waits on.
 
-    def __init__(self) -> None:
+    It is set by Ctrl-C or SIGTERM (while the signal handlers are installed: ``with stop:``), by
+    its deadline (``--duration``: ``StopSignal(duration_s)``) or by code (`set`). Whatever waits
+    (a backoff, pacing, a retry, a live feed's next post) waits with `wait(seconds)`, which
+    returns at once when the stop comes, so a command stops within a fraction of a second in any
+    state. Work that must finish after the stop (flushing a producer, committing a batch) gets
+    `GRACE_S` more (`grace_left`), and a blocking call that cannot watch the stop itself runs
+    through `until_stopped`. A `child()` stops with its parent and can also be stopped alone (a
+    source closed at the end of its command).
+    """
+
+    GRACE_S: float = 1.0
+    """How long work in hand may still take once the stop came (what it has is flushed)."""
+    DEADLINE = "duration"
+    """The reason of a stop that came from the deadline."""
+
+    def __init__(
+        self,
+        duration_s: float | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.event = threading.Event()
+        self._clock = clock
+        self._deadline = None if duration_s is None else clock() + duration_s
+        self._stopped_at: float | None = None
+        self._reason: str | None = None
+        self._children: list[StopSignal] = []
+        self._lock = threading.Lock()
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> StopSignal:
@@ -88,24 +115,132 @@ class StopSignal:
         return self
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.event.set()
+        # A handler runs between two bytecodes of the main thread, which may hold the event's
+        # lock just then (inside Event.wait): setting the event here could deadlock, so the
+        # flag is raised now and the event set from a helper thread.
+        self._mark(signal.Signals(signum).name)
+        threading.Thread(target=self.set, name="stop-signal", daemon=True).start()
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _mark(self, reason: str) -> None:
+        if self._reason is None:
+            self._reason = reason
+            self._stopped_at = self._clock()
+
+    @property
+    def reason(self) -> str | None:
+        """Why it stopped: 'SIGINT', 'SIGTERM', DEADLINE or what `set` was given; None yet."""
+        return self._reason if self.is_set else None
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped before its time: by Ctrl-C, SIGTERM or code, not by reaching the deadline."""
+        return self.is_set and self._reason != self.DEADLINE
 
     @property
     def is_set(self) -> bool:
-        """Whether a stop was requested."""
-        return self.event.is_set()
+        """Whether a stop was requested (or the deadline passed)."""
+        if self._reason is not None or self.event.is_set():
+            return True
+        if self._deadline is not None and self._clock() >= self._deadline:
+            self._reason = self.DEADLINE
+            self._stopped_at = self._deadline
+            return True
+        return False
 
-    def set(self) -> None:
-        """Request a stop (what the signal handler does; tests and embedding code call it)."""
+    def set(self, reason: str = "stopped") -> None:
+        """Request a stop (what a signal does; code and tests call it too), children included."""
+        self._mark(reason)
         self.event.set()
+        with self._lock:
+            children = list(self._children)
+        for child in children:
+            child.set(self._reason or reason)
+
+    def remaining(self) -> float | None:
+        """Seconds until the deadline (None without one); 0 once stopped."""
+        if self.is_set:
+            return 0.0
+        return None if self._deadline is None else max(0.0, self._deadline - self._clock())
 
     def wait(self, seconds: float) -> bool:
-        """Sleep up to seconds, waking early on a stop; whether a stop was requested."""
-        return self.event.wait(seconds)
+        """Sleep up to seconds, waking early on a stop or at the deadline; whether stopped."""
+        left = self.remaining()
+        if left is not None:
+            seconds = min(seconds, left)
+        if seconds > 0:
+            self.event.wait(seconds)
+        return self.is_set
+
+    def grace_left(self) -> float | None:
+        """Seconds left to finish work in hand since the stop (None while not stopped)."""
+        if not self.is_set:
+            return None
+        stopped_at = self._stopped_at if self._stopped_at is not None else self._clock()
+        return max(0.0, stopped_at + self.GRACE_S - self._clock())
+
+    def child(self) -> StopSignal:
+        """A stop set with this one (and its deadline), which can also be set alone."""
+        child = StopSignal(clock=self._clock)
+        child._deadline = self._deadline
+        with self._lock:
+            self._children.append(child)
+        if self.is_set:
+            child.set(self._reason or "stopped")
+        return child
+
+
+def until_stopped(
+    stop: StopSignal,
+    action: Callable[[], T],
+    *,
+    stopped: Callable[[], BaseException],
+    discard: Callable[[T], object] | None = None,
+    what: str = "blocking call",
+) -> T:
+    """The result of a blocking call that cannot watch the stop itself (connecting to a server
+    that does not answer, a DNS lookup), run on a daemon thread. Once the stop comes and its
+    grace has passed, the call is abandoned: `stopped()` is raised here, and a result that still
+    arrives later is handed to `discard` (e.g. to close a connection)."""
+    lock = threading.Lock()
+    outcome: list[_Result | BaseException] = []
+    abandoned = False
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            result: _Result | BaseException = _Result(action())
+        except BaseException as err:  # handed over to the caller's thread
+            result = err
+        with lock:
+            late = abandoned
+            if not late:
+                outcome.append(result)
+        done.set()
+        if late and discard is not None and isinstance(result, _Result):
+            discard(result.value)
+
+    threading.Thread(target=run, name=what, daemon=True).start()
+    while not done.wait(0.05):
+        if stop.is_set and not done.wait(stop.grace_left() or 0.0):
+            with lock:
+                if not outcome:
+                    abandoned = True
+                    raise stopped()
+            break
+    first = outcome[0]
+    if isinstance(first, _Result):
+        return first.value  # type: ignore[no-any-return]
+    raise first
+
+
+@dataclass(frozen=True)
+class _Result:
+    value: Any
 
 
 class Retry:

@@ -1,8 +1,10 @@
-"""What counts as a post about crypto, for the live sources, from the coin catalogue.
+"""What the live sources keep, from the coin catalogue: what counts as a post about crypto, and
+which tickers the exchanges' pairs may name.
 
 Sources never import the analysis: the CLI builds these from the catalogue and passes them in
-(`JetstreamSource(accept=crypto_filter())`, `XFilteredStream(rules=build_rules(x_track_terms()))`),
-so Bluesky's filter and X's stream rules follow the same `data/coins.csv`.
+(`JetstreamSource(accept=crypto_filter())`, `XFilteredStream(rules=build_rules(x_track_terms()))`,
+`PairMap(coin_tickers())` for the price sources), so Bluesky's filter, X's stream rules and the
+exchanges' pairs follow the same `data/coins.csv`.
 """
 
 from __future__ import annotations
@@ -65,3 +67,15 @@ def x_track_terms(
             terms.append(coin.name.lower())
     terms += [term for term in generic if term not in terms]
     return terms
+
+
+def coin_tickers(coins: Mapping[str, Coin] = COINS) -> dict[str, str]:
+    """Every ticker an exchange may write for a coin of the catalogue -> the canonical ticker:
+    the ticker itself and the coin's other tickers (``XBT`` -> ``BTC``, ``MATIC`` -> ``POL``)."""
+    tickers: dict[str, str] = {}
+    for coin in coins.values():
+        for other in coin.other_tickers:
+            tickers.setdefault(other.upper(), coin.ticker)
+    for coin in coins.values():
+        tickers[coin.ticker.upper()] = coin.ticker
+    return tickers

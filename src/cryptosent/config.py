@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     topic: str = "tweets"
     dlq_topic: str = "tweets.dlq"
     alerts_topic: str = "alerts"
+    prices_topic: str = "prices"
+    prices_dlq_topic: str = "prices.dlq"
     topic_partitions: int = Field(default=6, ge=1)
     consumer_group: str = "cryptosent-processor"
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -101,6 +103,17 @@ class Settings(BaseSettings):
     # --- Live sources ----------------------------------------------------------------------------
     x_bearer_token: SecretStr | None = None
     jetstream_url: str = "wss://jetstream2.us-east.bsky.network/subscribe"
+
+    # --- Prices (cryptosent prices) --------------------------------------------------------------
+    # coins the live exchange feeds subscribe to, comma-separated tickers of the coin catalogue
+    price_coins: str = "BTC,ETH,SOL,XRP,DOGE,ADA,AVAX,LINK,LTC,DOT"
+    coinbase_url: str = "wss://ws-feed.exchange.coinbase.com"
+    kraken_url: str = "wss://ws.kraken.com/v2"
+    binance_url: str = "wss://stream.binance.com:9443/stream"
+    # the mock market that moves both mock posts and mock prices (docs/market.md)
+    mock_market_seed: int = 2026
+    mock_sentiment_lead_minutes: float = Field(default=10.0, ge=0, le=120)
+    mock_price_lead_minutes: float = Field(default=5.0, ge=0, le=120)
 
     # --- Local stack (cryptosent stack up) -------------------------------------------------------
     stack_dir: Path = DEFAULT_STACK_DIR

@@ -9,6 +9,7 @@ import uuid
 from importlib import resources
 
 from cryptosent.config import Settings
+from cryptosent.kafka import quiet_logger
 from cryptosent.stack.process import StackError, port_open, read_pid, spawn, terminate, wait_until
 
 MARKER = "kafka.Kafka"
@@ -117,6 +118,7 @@ class KafkaServer:
         """Start the broker (idempotent); return what happened."""
         if self.pid() is not None:
             wait_until(self.healthy, timeout=START_TIMEOUT_S, what="Kafka", log_file=self.log_file)
+            self.ensure_topics()  # topics added since the broker started (`prices`) appear too
             return "already running"
         for port in (self.port, self.controller_port):
             if port_open(port):
@@ -145,12 +147,15 @@ class KafkaServer:
         from confluent_kafka.cimpl import NewTopic
 
         s = self.settings
-        admin = AdminClient({"bootstrap.servers": self.address})
+        admin = AdminClient({"bootstrap.servers": self.address}, logger=quiet_logger("stack"))
         existing = set(admin.list_topics(timeout=10).topics)
         wanted = [
             NewTopic(s.topic, num_partitions=s.topic_partitions, replication_factor=1),
             NewTopic(s.dlq_topic, num_partitions=1, replication_factor=1),
             NewTopic(s.alerts_topic, num_partitions=1, replication_factor=1),
+            # prices are keyed by coin: one coin's trades stay in order on one partition
+            NewTopic(s.prices_topic, num_partitions=s.topic_partitions, replication_factor=1),
+            NewTopic(s.prices_dlq_topic, num_partitions=1, replication_factor=1),
         ]
         missing = [t for t in wanted if t.topic not in existing]
         if not missing:

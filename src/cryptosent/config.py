@@ -102,6 +102,7 @@ class Settings(BaseSettings):
 
     # --- Live sources ----------------------------------------------------------------------------
     x_bearer_token: SecretStr | None = None
+    x_api_url: str = "https://api.x.com"
     jetstream_url: str = "wss://jetstream2.us-east.bsky.network/subscribe"
 
     # --- Prices (cryptosent prices) --------------------------------------------------------------

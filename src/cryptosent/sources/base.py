@@ -15,6 +15,9 @@ generator of tweets), and a command in `cli/ingest.py` that builds it and calls 
 from __future__ import annotations
 
 import itertools
+import logging
+import queue
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic
@@ -22,6 +25,12 @@ from typing import Generic
 from typing_extensions import TypeVar
 
 from cryptosent.model import Tweet
+from cryptosent.runtime import StopSignal
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 0.05
+"""How often a read waiting for the feed looks at the stop."""
 
 R = TypeVar("R", default=Tweet)
 """What a source yields: tweets unless said otherwise."""
@@ -81,24 +90,84 @@ class IteratorSource(Source[R]):
 
 
 class StreamSource(Source[Tweet]):
-    """A live feed read one tweet at a time (`iter_tweets` blocks until the next one)."""
+    """A live feed read one tweet at a time.
 
-    _stream: Iterator[Tweet] | None = None
+    `iter_tweets` blocks (connecting, backing off, waiting for the next post); it runs on a
+    feed thread, so `read` waits on the stop instead and returns ``[]`` as soon as Ctrl-C,
+    SIGTERM or the end of ``--duration`` comes, whatever the feed is doing. `iter_tweets` waits
+    its own delays with ``self.stop.wait`` (a child of the command's stop, also set by `close`);
+    `interrupt` unblocks a read in progress (closes the socket); a connection attempt that
+    cannot be interrupted is left to finish on its daemon thread.
+    """
+
+    QUEUE_SIZE = 1000
+    """Posts read ahead of the producer; the feed thread waits when the queue is full."""
+    CLOSE_WAIT_S = 0.25
+    """How long `close` waits for the feed thread to end before leaving it behind."""
+
+    problem: str | None = None
+    """Why the feed delivers nothing now (the last connection failure); None while it works."""
+
+    def __init__(self, stop: StopSignal | None = None) -> None:
+        self.stop = stop.child() if stop is not None else StopSignal()
+        self._queue: queue.Queue[Tweet] = queue.Queue(maxsize=self.QUEUE_SIZE)
+        self._thread: threading.Thread | None = None
+        self._ended = threading.Event()
+        self._error: BaseException | None = None
 
     @abstractmethod
     def iter_tweets(self) -> Iterator[Tweet]:
-        """Tweets forever (blocking), reconnecting by itself; stop by closing the source."""
+        """Tweets until ``self.stop`` is set (blocking), reconnecting by itself."""
+
+    def interrupt(self) -> None:  # optional: a feed without a socket to close
+        """Unblock the feed thread's read in progress (called from another thread)."""
 
     def read(self, n: int) -> list[Tweet]:
-        """The next tweet as soon as it exists (live tweets are sent one by one)."""
-        if self._stream is None:
-            self._stream = self.iter_tweets()
-        return list(itertools.islice(self._stream, min(n, 1)))
+        """The next tweet as soon as it exists (live tweets are sent one by one); ``[]`` once
+        stopped or when the feed ended; the feed's fatal error is raised here."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._pump, name=f"{self.name}-feed", daemon=True
+            )
+            self._thread.start()
+        while True:
+            try:
+                return [self._queue.get(timeout=_POLL_S)]
+            except queue.Empty:
+                if self._ended.is_set() and self._queue.empty():
+                    if self._error is not None:
+                        raise self._error from None
+                    return []
+                if self.stop.is_set:
+                    return []
+
+    def _pump(self) -> None:
+        stream = self.iter_tweets()
+        try:
+            for tweet in stream:
+                while not self.stop.is_set:
+                    try:
+                        self._queue.put(tweet, timeout=_POLL_S)
+                        break
+                    except queue.Full:
+                        continue
+                if self.stop.is_set:
+                    break
+        except BaseException as err:  # handed to read() in the caller's thread
+            self._error = err
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()  # a generator's cleanup runs here (cursors are saved)
+            self._ended.set()
 
     def close(self) -> None:
-        """Stop the feed (its generator's cleanup runs: cursors are saved)."""
-        if self._stream is not None:
-            close = getattr(self._stream, "close", None)
-            if close is not None:
-                close()
-            self._stream = None
+        """Stop the feed: the feed thread ends (its cleanup runs: cursors are saved), or is left
+        behind after CLOSE_WAIT_S if a connection attempt still blocks it."""
+        self.stop.set("closed")
+        if self._thread is None:
+            return
+        self.interrupt()
+        self._thread.join(self.CLOSE_WAIT_S)
+        if self._thread.is_alive():
+            log.info("%s: the feed thread is still connecting; left to end by itself", self.name)

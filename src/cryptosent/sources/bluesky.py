@@ -10,8 +10,11 @@ survives a restart.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -27,7 +30,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from cryptosent.errors import FatalError
 from cryptosent.model import Author, Tweet
-from cryptosent.runtime import Backoff
+from cryptosent.runtime import Backoff, StopSignal
 from cryptosent.sources.base import StreamSource, TextFilter
 
 log = logging.getLogger(__name__)
@@ -138,11 +141,15 @@ class JetstreamSource(StreamSource):
         stall_timeout_s: float = STALL_TIMEOUT_S,
         cursor_save_interval_s: float = 5.0,
         connect: Callable[[str], ClientConnection] = _default_connect,
-        sleep: Callable[[float], None] = time.sleep,
+        stop: StopSignal | None = None,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``accept`` says which post texts to keep; ``cursor_path`` persists the cursor (unix
-        microseconds) so a restart resumes where the last run stopped."""
+        microseconds) so a restart resumes where the last run stopped; ``stop`` (the command's:
+        Ctrl-C, SIGTERM, ``--duration``) ends every wait; ``sleep`` replaces the reconnect waits
+        (tests)."""
+        super().__init__(stop)
         parts = urlsplit(url)
         if parts.scheme not in ("ws", "wss"):
             raise JetstreamError(f"Jetstream URL must start with ws:// or wss://, got {url!r}")
@@ -162,6 +169,8 @@ class JetstreamSource(StreamSource):
         self.cursor: int | None = self._load_cursor()
         self._saved_cursor = self.cursor
         self._last_save = clock()
+        self._cursor_lock = threading.Lock()
+        self._ws: ClientConnection | None = None
 
     def __repr__(self) -> str:
         return f"JetstreamSource(url={self.url!r}, cursor={self.cursor})"
@@ -180,13 +189,15 @@ class JetstreamSource(StreamSource):
 
     def save_cursor(self) -> None:
         """Write the cursor to ``cursor_path`` (atomically) if it moved since the last save."""
-        self._last_save = self._clock()
-        if self.cursor_path is None or self.cursor is None or self.cursor == self._saved_cursor:
-            return
-        tmp = self.cursor_path.with_name(self.cursor_path.name + ".tmp")
-        tmp.write_text(f"{self.cursor}\n", encoding="utf-8")
-        os.replace(tmp, self.cursor_path)
-        self._saved_cursor = self.cursor
+        with self._cursor_lock:  # the feed thread and close() may both save
+            self._last_save = self._clock()
+            cursor = self.cursor
+            if self.cursor_path is None or cursor is None or cursor == self._saved_cursor:
+                return
+            tmp = self.cursor_path.with_name(self.cursor_path.name + ".tmp")
+            tmp.write_text(f"{cursor}\n", encoding="utf-8")
+            os.replace(tmp, self.cursor_path)
+            self._saved_cursor = cursor
 
     def subscribe_url(self) -> str:
         """The URL to connect to now: posts only, resuming a few seconds before the cursor."""
@@ -250,15 +261,18 @@ class JetstreamSource(StreamSource):
     # -- connection loop --
 
     def iter_tweets(self) -> Iterator[Tweet]:
-        """Yield crypto posts forever (blocking), reconnecting with backoff; stop by closing it."""
+        """Yield crypto posts until stopped (blocking), reconnecting with backoff."""
         try:
-            while True:
+            while not self.stop.is_set:
                 url = self.subscribe_url()
+                connected = False
+                self.problem = self.problem or f"no answer from Jetstream at {self.url}"
                 try:
                     with self._connect(url) as ws:
+                        self._ws, connected, self.problem = ws, True, None
                         log.info("bluesky: connected to %s", url)
                         delivered = False
-                        while True:
+                        while not self.stop.is_set:
                             message = ws.recv(timeout=self._stall_timeout_s)
                             if not delivered:
                                 delivered = True
@@ -282,15 +296,41 @@ class JetstreamSource(StreamSource):
                             f"Jetstream at {self.url!r} refused the connection (HTTP {status}): "
                             "check CRYPTOSENT_JETSTREAM_URL"
                         ) from None
-                    log.warning("bluesky: HTTP %d from Jetstream", status)
+                    self._trouble(f"HTTP {status} from Jetstream")
                 except TimeoutError:
-                    log.warning("bluesky: nothing received for %.1f s", self._stall_timeout_s)
+                    self._trouble(f"nothing received for {self._stall_timeout_s:.1f} s")
                 except (WebSocketException, OSError) as err:
-                    log.warning("bluesky: connection lost (%s: %s)", type(err).__name__, err)
+                    lost = "connection lost" if connected else "cannot connect"
+                    self._trouble(f"{lost} ({type(err).__name__}: {err})")
+                finally:
+                    self._ws = None
+                if self.stop.is_set:
+                    return
                 self.save_cursor()
                 delay = self._backoff.next_delay()
                 self.stats.reconnects += 1
                 log.info("bluesky: reconnecting in %.1f s", delay)
-                self._sleep(delay)
+                if self._sleep is not None:
+                    self._sleep(delay)
+                elif self.stop.wait(delay):
+                    return
         finally:
             self.save_cursor()
+
+    def _trouble(self, what: str) -> None:
+        if self.stop.is_set:
+            return  # our own interrupt, or a stop while connecting: not a problem of the feed
+        log.warning("bluesky: %s", what)
+        self.problem = f"Jetstream at {self.url} unreachable: {what}"
+
+    def interrupt(self) -> None:
+        """Shut the websocket's socket so a read waiting for the next event returns now."""
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(OSError):
+                ws.socket.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        """Stop the feed and save the cursor (also when the feed thread was left behind)."""
+        super().close()
+        self.save_cursor()

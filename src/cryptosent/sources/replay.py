@@ -25,6 +25,7 @@ import msgspec
 
 from cryptosent.errors import FatalError
 from cryptosent.model import Author, InvalidTweet, Tweet, decode_tweet, encode_tweet, utc_now
+from cryptosent.runtime import StopSignal
 from cryptosent.sources.base import IteratorSource
 
 if TYPE_CHECKING:
@@ -166,10 +167,12 @@ def replay_source(
     speed: float | None = None,
     rate_per_s: float | None = None,
     restamp: bool = False,
+    stop: StopSignal | None = None,
 ) -> IteratorSource:
-    """A file as a source: `read_replay` then `paced`; a paced file is sent tweet by tweet."""
+    """A file as a source: `read_replay` then `paced`; a paced file is sent tweet by tweet, and
+    its waits end at the stop (Ctrl-C, SIGTERM, ``--duration``)."""
     tweets = read_replay(path, fmt=fmt, columns=columns, on_bad_line=on_bad_line)
-    stream = paced(tweets, speed=speed, rate_per_s=rate_per_s, restamp=restamp)
+    stream = paced(tweets, speed=speed, rate_per_s=rate_per_s, restamp=restamp, stop=stop)
     live = speed is not None or rate_per_s is not None
     return IteratorSource(SOURCE_NAME, stream, max_batch=1 if live else None)
 
@@ -340,6 +343,7 @@ def paced(
     rate_per_s: float | None = None,
     max_gap_s: float | None = None,
     restamp: bool = False,
+    stop: StopSignal | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     now: Callable[[], datetime] = utc_now,
@@ -350,6 +354,7 @@ def paced(
     timestamp going backwards counts as no gap); ``rate_per_s=R`` spaces tweets evenly at R per
     second; neither means as fast as possible. ``max_gap_s`` caps any single (scaled) gap, for
     files with holes. ``restamp=True`` sets each ``created_at`` to ``now()`` as it is yielded.
+    With ``stop``, the waits are the stop's: a stop ends the stream at once.
     """
     if speed is not None and rate_per_s is not None:
         raise ValueError("pace by `speed` or by `rate_per_s`, not both")
@@ -376,7 +381,10 @@ def paced(
         if speed is not None or rate_per_s is not None:
             delay = start + due_offset - clock()
             if delay > 0:
-                sleep(delay)
+                if stop is None:
+                    sleep(delay)
+                elif stop.wait(delay):
+                    return
         if restamp:
             tweet = msgspec.structs.replace(tweet, created_at=now())
         yield tweet

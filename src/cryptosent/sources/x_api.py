@@ -8,7 +8,9 @@ tweet, a blank ``\\r\\n`` keep-alive about every 20 s. Reconnects follow X's doc
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ import msgspec
 
 from cryptosent.errors import CryptosentError, FatalError, TransientError
 from cryptosent.model import Author, Metrics, Tweet, utc_now
-from cryptosent.runtime import Backoff
+from cryptosent.runtime import Backoff, StopSignal
 from cryptosent.sources.base import StreamSource
 
 log = logging.getLogger(__name__)
@@ -291,12 +293,15 @@ class XFilteredStream(StreamSource):
         client: httpx.Client | None = None,
         stall_timeout_s: float = STALL_TIMEOUT_S,
         connect_timeout_s: float = 10.0,
-        sleep: Callable[[float], None] = time.sleep,
+        stop: StopSignal | None = None,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``rules`` are ``(value, tag)`` pairs (``build_rules(terms)``: which posts to receive is
         the caller's choice); ``client`` lets tests or callers supply their own
-        ``httpx.Client`` (it is then not closed by ``close()``)."""
+        ``httpx.Client`` (it is then not closed by ``close()``); ``stop`` (the command's: Ctrl-C,
+        SIGTERM, ``--duration``) ends every wait; ``sleep`` replaces the reconnect waits (tests)."""
+        super().__init__(stop)
         if not bearer_token:
             raise XStreamError("no X bearer token: set CRYPTOSENT_X_BEARER_TOKEN")
         self._base_url = base_url.rstrip("/")
@@ -312,6 +317,7 @@ class XFilteredStream(StreamSource):
         )  # fmt: skip
         self._sleep = sleep
         self._clock = clock
+        self._response: httpx.Response | None = None
         self.stats = XStreamStats()
         # X's documented reconnect policy.
         self._network_backoff = Backoff.linear(initial=0.25, step=0.25, maximum=16.0)
@@ -384,9 +390,10 @@ class XFilteredStream(StreamSource):
     # -- stream --
 
     def iter_tweets(self) -> Iterator[Tweet]:
-        """Yield tweets forever (blocking), reconnecting as X documents; stop by closing it."""
+        """Yield tweets until stopped (blocking), reconnecting as X documents."""
         rules_synced = not self._sync_rules
-        while True:
+        while not self.stop.is_set:
+            self.problem = self.problem or f"no answer from the X API at {self._base_url}"
             try:
                 if not rules_synced:
                     self.sync_rules()
@@ -394,19 +401,43 @@ class XFilteredStream(StreamSource):
                 yield from self._connect_once()
                 # The server ended the stream cleanly (e.g. after an operational disconnect).
                 delay = self._network_backoff.next_delay()
-                log.warning("x: stream closed by the server; reconnecting in %.2f s", delay)
+                self._trouble("stream closed by the server", delay)
             except httpx.UnsupportedProtocol as err:
                 raise XStreamError(f"bad X API base URL {self._base_url!r}: {err}") from None
             except httpx.TransportError as err:
                 delay = self._network_backoff.next_delay()
                 kind = "stalled" if isinstance(err, httpx.ReadTimeout) else "network error"
-                log.warning("x: %s (%s); reconnecting in %.2f s", kind, type(err).__name__, delay)
+                self._trouble(f"{kind} ({type(err).__name__}: {err})", delay)
             except _RetryableStatus as err:
                 backoff = self._rate_limit_backoff if err.status == 429 else self._http_backoff
                 delay = backoff.next_delay()
-                log.warning("x: %s; reconnecting in %.0f s", err, delay)
+                self._trouble(str(err), delay)
+            finally:
+                self._response = None
+            if self.stop.is_set:
+                return
             self.stats.reconnects += 1
-            self._sleep(delay)
+            if self._sleep is not None:
+                self._sleep(delay)
+            elif self.stop.wait(delay):
+                return
+
+    def _trouble(self, what: str, delay: float) -> None:
+        if self.stop.is_set:
+            return  # our own interrupt, or a stop while connecting: not a problem of the feed
+        log.warning("x: %s; reconnecting in %.2f s", what, delay)
+        self.problem = f"X API at {self._base_url} unreachable: {what}"
+
+    def interrupt(self) -> None:
+        """Shut the stream's socket so a read waiting for the next line returns now."""
+        response = self._response
+        if response is None:
+            return
+        stream = response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _connect_once(self) -> Iterator[Tweet]:
         params = {
@@ -421,9 +452,11 @@ class XFilteredStream(StreamSource):
             headers=self._headers,
             timeout=self._timeout,
         ) as response:
+            self._response = response
             if response.status_code >= 300:
                 response.read()
                 _raise_for_status(response, "the filtered stream")
+            self.problem = None
             log.info("x: connected to the filtered stream")
             delivered = False
             buffer = bytearray()

@@ -42,12 +42,15 @@ def to_message(record: Tweet | PriceTick) -> KeyValue:
     return record.id.encode(), encode_tweet(record)
 
 
-def open_producer(settings: Settings, topic: str | None = None) -> Producer:
+def open_producer(
+    settings: Settings, topic: str | None = None, stop: StopSignal | None = None
+) -> Producer:
     """An idempotent producer for the configured cluster, after checking that Kafka answers and
-    the topic (default: the tweets topic) exists (one line otherwise). librdkafka's chatter stays
-    out of stderr: the progress line and the summary say what matters (delivered, failed, why)."""
+    the topic (default: the tweets topic) exists (one line otherwise; a stop ends the check).
+    librdkafka's chatter stays out of stderr: the progress line and the summary say what matters
+    (delivered, failed, why)."""
     producer = Producer(kafka.producer_config(settings), logger=kafka.quiet_logger("producer"))
-    kafka.check_topic(producer, topic or settings.topic, settings.kafka_bootstrap)
+    kafka.check_topic(producer, topic or settings.topic, settings.kafka_bootstrap, stop=stop)
     return producer
 
 
@@ -90,14 +93,16 @@ def produce(
     on_progress: Callable[[IngestStats], None] | None = None,
     stop: StopSignal | None = None,
     clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] | None = None,
 ) -> IngestStats:
     """Send the records of source to topic at rate_per_s (None = as fast as possible).
 
     Stops after count records, after duration_s, when the source is exhausted or on a stop
-    signal; then flushes, so every message is either acknowledged or counted as failed.
+    (Ctrl-C, SIGTERM, its deadline); then flushes, so every message is either acknowledged or
+    counted as failed. Pacing waits on the stop; once stopped, the flush gets the stop's grace.
     """
     stats = IngestStats(started=clock())
+    pause = sleep or (stop.wait if stop is not None else time.sleep)
 
     def delivered(err: KafkaError | None, msg: Message) -> None:
         if err is None:
@@ -111,7 +116,6 @@ def produce(
     while True:
         now = clock()
         if stop is not None and stop.is_set:
-            stats.interrupted = True
             break
         if duration_s is not None and now - start >= duration_s:
             break
@@ -127,7 +131,7 @@ def produce(
             due = int((now - start) * rate_per_s + 1e-6) + 1 - stats.enqueued
             if due <= 0:
                 next_due = start + stats.enqueued / rate_per_s
-                sleep(min(max(next_due - now, 0.0005), 0.25))
+                pause(min(max(next_due - now, 0.0005), 0.25))
                 producer.poll(0)
                 continue
             want = min(due, MAX_BATCH)
@@ -136,11 +140,14 @@ def produce(
         records = source.read(want)
         if not records:
             break
-        _enqueue(producer, topic, [to_message(record) for record in records], delivered, stats)
+        messages = [to_message(record) for record in records]
+        _enqueue(producer, topic, messages, delivered, stats, stop)
         producer.poll(0)
         if on_progress is not None and now - last_progress >= PROGRESS_EVERY_S:
             last_progress = now
             on_progress(stats)
+    # Ctrl-C, SIGTERM or code; reaching --duration is how the command was meant to end
+    stats.interrupted = stop is not None and stop.interrupted
     _flush(producer, stats, stop)
     stats.finished = clock()
     if on_progress is not None:
@@ -154,6 +161,7 @@ def _enqueue(
     batch: list[KeyValue],
     callback: Callable[[KafkaError | None, Message], None],
     stats: IngestStats,
+    stop: StopSignal | None = None,
 ) -> None:
     for key, value in batch:
         while True:
@@ -161,20 +169,23 @@ def _enqueue(
                 producer.produce(topic, value, key, on_delivery=callback)
                 break
             except BufferError:
-                # local queue full: let librdkafka send and serve delivery reports, then retry
+                # local queue full (a slow or absent broker): let librdkafka send and serve
+                # delivery reports, then retry; a stop ends the wait (the rest was never sent)
+                if stop is not None and stop.is_set:
+                    return
                 producer.poll(0.05)
         stats.enqueued += 1
 
 
 def _flush(producer: Producer, stats: IngestStats, stop: StopSignal | None) -> None:
-    """Wait for every enqueued message's delivery report (bounded); leftovers count as failed."""
-    deadline = time.monotonic() + FLUSH_TIMEOUT_S
-    while stats.in_flight > 0 and time.monotonic() < deadline:
-        producer.flush(0.5)
+    """Wait for every enqueued message's delivery report, up to FLUSH_TIMEOUT_S or, once
+    stopped, the stop's grace; what is left is purged and counts as failed."""
     if stats.in_flight > 0:
-        # still queued after the timeout (broker gone): purge so the reports arrive as failures
+        kafka.flush_until(producer, FLUSH_TIMEOUT_S, stop)
+    if stats.in_flight > 0:
+        # still queued (broker gone, or no time left): purge so the reports arrive as failures
         producer.purge()
-        producer.flush(5)
+        producer.flush(0.5)
     unreported = stats.in_flight
     if unreported > 0:
         stats.failed += unreported

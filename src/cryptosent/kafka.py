@@ -8,10 +8,15 @@ all build their clients from here, so SASL/SSL settings reach every client the s
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+import time
+from typing import Any, Final, Protocol
 
 from cryptosent.config import Settings
 from cryptosent.errors import FatalError, TransientError
+from cryptosent.runtime import StopSignal
+
+_CHECK_SLICE_S: Final = 0.25
+"""How long one metadata request of the topic check may wait before the stop is looked at."""
 
 
 class KafkaUnavailable(TransientError):
@@ -84,6 +89,24 @@ def admin_config(settings: Settings) -> dict[str, Any]:
     return connection_config(settings)
 
 
+class _Flushable(Protocol):
+    def flush(self, timeout: float = -1) -> int: ...
+
+
+def flush_until(producer: _Flushable, timeout_s: float, stop: StopSignal | None = None) -> int:
+    """Wait for a producer's delivery reports up to timeout_s or, once stopped, the stop's
+    grace (a broker that is down must not hold a stopping command); messages still queued."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        grace = stop.grace_left() if stop is not None else None
+        if grace is not None:
+            left = min(left, grace)
+        remaining = int(producer.flush(max(0.0, min(left, 0.1))))
+        if not remaining or left <= 0:
+            return remaining
+
+
 def quiet_logger(name: str) -> logging.Logger:
     """A logger for a client's librdkafka messages that prints nothing.
 
@@ -102,17 +125,34 @@ class _MetadataClient(Protocol):
 
 
 def check_topic(
-    client: _MetadataClient, topic: str, bootstrap: str, timeout_s: float = 10.0
+    client: _MetadataClient,
+    topic: str,
+    bootstrap: str,
+    timeout_s: float = 10.0,
+    stop: StopSignal | None = None,
 ) -> int:
-    """Fail fast with one line if Kafka is unreachable or topic is missing; return partitions."""
-    try:
-        metadata = client.list_topics(topic, timeout=timeout_s)
-    except Exception as err:  # librdkafka raises KafkaException with a transport error
-        raise KafkaUnavailable(
-            f"Kafka unreachable at {bootstrap}: {err} (start the local stack with "
-            "`cryptosent stack up`, or set CRYPTOSENT_KAFKA_BOOTSTRAP)",
-            reason=str(err),
-        ) from None
+    """Fail fast with one line if Kafka is unreachable or topic is missing; return partitions.
+
+    The metadata request is repeated in short slices so that a stop (Ctrl-C, SIGTERM, the end of
+    ``--duration``) ends the wait for a broker that is down or silent at once."""
+    started = time.monotonic()
+    while True:
+        left = started + timeout_s - time.monotonic()
+        try:
+            metadata = client.list_topics(topic, timeout=max(0.05, min(left, _CHECK_SLICE_S)))
+            break
+        except Exception as err:  # librdkafka raises KafkaException with a transport error
+            stopped = stop is not None and stop.is_set
+            if time.monotonic() < started + timeout_s and not stopped:
+                continue
+            waited = f"no answer in {time.monotonic() - started:.1f} s" + (
+                f", stopped: {stop.reason}" if stop is not None and stopped else ""
+            )
+            raise KafkaUnavailable(
+                f"Kafka unreachable at {bootstrap}: {err} ({waited}; start the local stack with "
+                "`cryptosent stack up`, or set CRYPTOSENT_KAFKA_BOOTSTRAP)",
+                reason=str(err),
+            ) from None
     info = metadata.topics.get(topic)
     if info is None or info.error is not None or not info.partitions:
         raise MissingTopic(
@@ -122,9 +162,11 @@ def check_topic(
     return len(info.partitions)
 
 
-def probe_topic(settings: Settings, topic: str | None = None) -> int:
+def probe_topic(
+    settings: Settings, topic: str | None = None, stop: StopSignal | None = None
+) -> int:
     """Check with a short-lived, quiet client that Kafka answers and the topic exists."""
     from confluent_kafka import Producer
 
     probe = Producer(connection_config(settings), logger=quiet_logger("probe"))
-    return check_topic(probe, topic or settings.topic, settings.kafka_bootstrap)
+    return check_topic(probe, topic or settings.topic, settings.kafka_bootstrap, stop=stop)

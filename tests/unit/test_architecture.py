@@ -20,7 +20,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "model": ("*", "!errors"),
     "runtime": ("*", "!errors"),
     "config": ("*", "!errors"),
-    "kafka": ("*", "!config", "!errors"),
+    "kafka": ("*", "!config", "!errors", "!runtime"),
     "metrics": ("*",),
     "analysis": ("cli", "processor", "sinks", "ingest", "kafka", "dashboard", "sources", "bench"),
     "sources": ("cli", "processor", "sinks", "ingest", "kafka", "dashboard", "bench", "analysis"),

@@ -1,5 +1,10 @@
 """`cryptosent generate | replay | stream`: a source into the `tweets` topic, with a live
-progress line and a summary; tweets Kafka did not acknowledge make the exit status 1."""
+progress line and a summary; tweets Kafka did not acknowledge make the exit status 1.
+
+Each command makes one `StopSignal` first (Ctrl-C, SIGTERM, ``--duration``) and hands it to
+everything that waits: the Kafka check, the source, pacing and the final flush. Whatever it is
+doing, a command ends within about a second of the stop, with what it had flushed.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from cryptosent.config import get_settings
 
 if TYPE_CHECKING:
     from cryptosent.ingest import IngestStats
+    from cryptosent.runtime import StopSignal
     from cryptosent.sources.base import Source
 
 
@@ -21,25 +27,31 @@ def run_ingest(
     *,
     what: str,
     rate_per_s: float | None,
+    stop: StopSignal,
     count: int | None = None,
-    duration_s: float | None = None,
 ) -> IngestStats:
-    """Produce from source to the tweets topic with a live progress line; exit 1 on losses."""
+    """Produce from source to the tweets topic with a live progress line until the source
+    ends, count is reached or stop is set (its deadline is ``--duration``); exit 1 on losses,
+    or when a live feed stayed unreachable and nothing was sent."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from cryptosent.ingest import open_producer, produce
-    from cryptosent.runtime import StopSignal
+    from cryptosent.sources.base import StreamSource
 
     settings = get_settings()
-    with user_errors():
-        producer = open_producer(settings)
+    try:
+        with user_errors():
+            producer = open_producer(settings, stop=stop)
+    except BaseException:
+        source.close()
+        raise
     columns = [
         TextColumn(f"[bold]{what}[/]"),
         BarColumn(bar_width=None if count else 0),
         TextColumn("{task.fields[line]}"),
         TimeElapsedColumn(),
     ]
-    with Progress(*columns, console=err, transient=False) as progress, StopSignal() as stop:
+    with Progress(*columns, console=err, transient=False) as progress:
         task = progress.add_task(what, total=count, line="connecting")
 
         def show(stats: IngestStats) -> None:
@@ -54,17 +66,20 @@ def run_ingest(
             with user_errors():
                 stats = produce(
                     source, producer=producer, topic=settings.topic, rate_per_s=rate_per_s,
-                    count=count, duration_s=duration_s, on_progress=show, stop=stop,
+                    count=count, on_progress=show, stop=stop,
                 )  # fmt: skip
         finally:
             source.close()
     out.print(
         f"{what}: {stats.delivered:,} delivered to {settings.topic!r}, {stats.failed:,} failed, "
         f"{stats.elapsed:.1f} s, {stats.rate_per_s:,.0f} tweets/s"
-        + (" (interrupted, flushed)" if stats.interrupted else "")
+        + (f" (interrupted by {stop.reason}, flushed)" if stats.interrupted else "")
     )
     if stats.failed:
         fail(f"{stats.failed:,} tweets were not delivered: {stats.last_error}")
+    problem = source.problem if isinstance(source, StreamSource) else None
+    if problem is not None and stats.delivered == 0:
+        fail(f"{what}: nothing received in {stats.elapsed:.1f} s: {problem}")
     return stats
 
 
@@ -75,15 +90,30 @@ def generate(
     count: Annotated[int | None, typer.Option(min=1, help="Stop after N tweets.")] = None,
     duration: Annotated[float | None, typer.Option(min=0.1, help="Stop after S seconds.")] = None,
     seed: Annotated[int | None, typer.Option(help="Deterministic output for a given seed.")] = None,
+    campaigns: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=0.5,
+            help="Share of posts from coordinated shill campaigns (default: the setting, 0.05).",
+        ),
+    ] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(help="Write which posts are campaign or spam-bot posts (JSON Lines) here."),
+    ] = None,
 ) -> None:
     """Produce realistic mock crypto tweets to Kafka (Ctrl-C flushes and stops)."""
-    from cryptosent.sources.mock import MockGenerator
+    from cryptosent.runtime import StopSignal
+    from cryptosent.sources.mock_campaigns import mock_feed
 
+    share = get_settings().mock_campaign_share if campaigns is None else campaigns
     rate_per_s = parse_rate(rate)
-    run_ingest(
-        MockGenerator(seed=seed), what="generate", rate_per_s=rate_per_s, count=count,
-        duration_s=duration,
-    )  # fmt: skip
+    with StopSignal(duration) as stop:
+        run_ingest(
+            mock_feed(seed, share, truth), what="generate", rate_per_s=rate_per_s, stop=stop,
+            count=count,
+        )  # fmt: skip
 
 
 def replay(
@@ -105,8 +135,10 @@ def replay(
         bool, typer.Option(help="Set created_at to now (live demos) instead of the original.")
     ] = False,
     count: Annotated[int | None, typer.Option(min=1, help="Stop after N tweets.")] = None,
+    duration: Annotated[float | None, typer.Option(min=0.1, help="Stop after S seconds.")] = None,
 ) -> None:
     """Replay tweets from a file into Kafka; bad lines are reported with their number, skipped."""
+    from cryptosent.runtime import StopSignal
     from cryptosent.sources.replay import replay_source
 
     if speed is not None and rate is not None:
@@ -129,16 +161,18 @@ def replay(
         elif bad_lines == 21:
             err.print("(more bad lines: only the count is shown from here on)")
 
-    with user_errors():
-        source = replay_source(
-            path, fmt=fmt, columns=mapping, on_bad_line=report,  # type: ignore[arg-type]
-            speed=speed, rate_per_s=parse_rate(rate) if rate else None, restamp=restamp,
-        )  # fmt: skip
-    try:
-        run_ingest(source, what="replay", rate_per_s=None, count=count)
-    finally:
-        if bad_lines:
-            err.print(f"{bad_lines:,} bad line(s) skipped in {path}")
+    with StopSignal(duration) as stop:
+        with user_errors():
+            source = replay_source(
+                path, fmt=fmt, columns=mapping, on_bad_line=report,  # type: ignore[arg-type]
+                speed=speed, rate_per_s=parse_rate(rate) if rate else None, restamp=restamp,
+                stop=stop,
+            )  # fmt: skip
+        try:
+            run_ingest(source, what="replay", rate_per_s=None, stop=stop, count=count)
+        finally:
+            if bad_lines:
+                err.print(f"{bad_lines:,} bad line(s) skipped in {path}")
 
 
 def stream(
@@ -148,10 +182,11 @@ def stream(
 ) -> None:
     """Stream live posts about crypto into Kafka (reconnects by itself; Ctrl-C stops)."""
     from cryptosent import relevance
+    from cryptosent.runtime import StopSignal
 
     settings = get_settings()
     live: Source
-    with user_errors():
+    with StopSignal(duration) as stop, user_errors():
         if source == "x":
             from cryptosent.sources.x_api import XFilteredStream, build_rules
 
@@ -160,18 +195,19 @@ def stream(
             live = XFilteredStream(
                 settings.x_bearer_token.get_secret_value(),
                 rules=build_rules(relevance.x_track_terms()),
+                base_url=settings.x_api_url,
+                stop=stop,
             )
         elif source == "bluesky":
             from cryptosent.sources.bluesky import JetstreamSource
 
             live = JetstreamSource(
                 settings.jetstream_url, accept=relevance.crypto_filter(),
-                cursor_path=settings.stack_dir / "jetstream.cursor",
+                cursor_path=settings.stack_dir / "jetstream.cursor", stop=stop,
             )  # fmt: skip
         else:
             fail(f"unknown source {source!r}: choose x or bluesky")
-        run_ingest(live, what=f"stream {source}", rate_per_s=None, count=count,
-                   duration_s=duration)  # fmt: skip
+        run_ingest(live, what=f"stream {source}", rate_per_s=None, stop=stop, count=count)
 
 
 def register(app: typer.Typer) -> None:

@@ -21,22 +21,31 @@ def process(
     metrics_port: Annotated[
         int | None, typer.Option(help="Prometheus /metrics port (0 = off).")
     ] = None,
+    duration: Annotated[
+        float | None, typer.Option(min=0.1, help="Stop after S seconds (flush and commit).")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log INFO too.")] = False,
 ) -> None:
     """Consume tweets, score them, store them in the lake and PostgreSQL (Ctrl-C stops cleanly)."""
     from cryptosent.kafka import probe_topic
     from cryptosent.processor import build_processor
-    from cryptosent.runtime import StopSignal
+    from cryptosent.runtime import StopSignal, until_stopped
+    from cryptosent.sinks.database import DatabaseUnavailable
     from cryptosent.sinks.migrations import migrate
     from cryptosent.sinks.registry import SINKS
 
     setup_logging(verbose)
     settings = get_settings()
     sinks = [name for name in SINKS if lake or name != "lake"]
-    with user_errors():
-        migrate(settings.database_dsn())
-        probe_topic(settings)
-        with StopSignal() as stop, err.status("joining the consumer group ...") as status:
+    dsn = settings.database_dsn()
+    # one stop for every state: connecting, waiting on a server, consuming, flushing
+    with StopSignal(duration) as stop, user_errors():
+        until_stopped(
+            stop, lambda: migrate(dsn), what="migrate",
+            stopped=lambda: DatabaseUnavailable(dsn, f"no answer before the stop ({stop.reason})"),
+        )  # fmt: skip
+        probe_topic(settings, stop=stop)
+        with err.status("joining the consumer group ...") as status:
 
             def show(stats: ProcessStats) -> None:
                 lag = "?" if stats.lag is None else f"{stats.lag:,}"

@@ -19,6 +19,8 @@ from confluent_kafka import Producer
 
 from cryptosent.analysis.alerts import MINUTE, Alert, AlertRules, CoinMinute, detect
 from cryptosent.errors import TransientError
+from cryptosent.kafka import flush_until
+from cryptosent.runtime import StopSignal
 from cryptosent.sinks.database import Connection, Database
 
 log = logging.getLogger(__name__)
@@ -69,8 +71,10 @@ class AlertJob:
         interval_s: float = 10.0,
         lookback_minutes: int = 5,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        stop: StopSignal | None = None,
     ) -> None:
         self.database = database
+        self.stop = stop
         self.publisher = publisher
         self.topic = topic
         self.rules = rules
@@ -110,7 +114,7 @@ class AlertJob:
                 }  # fmt: skip
                 self.publisher.produce(self.topic, orjson.dumps(payload), alert.coin.encode())
         if new and self.publisher is not None:
-            self.publisher.flush(10)
+            flush_until(self.publisher, 10, self.stop)
         return len(new)
 
     def close(self) -> None:

@@ -57,7 +57,7 @@ def build_processor(
     producer = Producer(kafka.producer_config(settings))
     checkpoint = Checkpoint(open_sinks(settings, retry, sinks), consumer, settings.topic)
     alerts = AlertJob(
-        Database(settings.database_dsn(), application_name="cryptosent-alerts"),
+        Database(settings.database_dsn(), application_name="cryptosent-alerts", stop=stop),
         producer,
         settings.alerts_topic,
         AlertRules(
@@ -66,12 +66,13 @@ def build_processor(
             volume_factor=settings.alert_volume_factor,
             sentiment_swing=settings.alert_sentiment_swing,
         ),
+        stop=stop,
     )
     return Processor(
         consumer=consumer,
         topic=settings.topic,
         checkpoint=checkpoint,
-        dead_letters=DeadLetters(producer, settings.dlq_topic, settings.topic),
+        dead_letters=DeadLetters(producer, settings.dlq_topic, settings.topic, stop),
         retry=retry(),
         scorer=Scorer(),
         jobs=[alerts],

@@ -3,7 +3,8 @@
 Per assigned partition it knows the next offset each sink has durably stored (read from the
 sinks on assignment, advanced by what they report as written). It trims every batch to what
 each sink still needs, flushes the sinks when one is due (or on revocation and at the end), and
-only then commits to Kafka, per partition, the lowest offset any sink still needs. Kafka's
+only then commits to Kafka (asynchronously), per partition, the lowest offset any sink still
+needs. Kafka's
 committed offsets are therefore never ahead of what is stored; the stored offsets stay the
 truth (a restarted member starts from them), Kafka's serve lag tools and are the fallback for
 a sink that has stored nothing yet.
@@ -148,7 +149,9 @@ class Checkpoint:
         if not offsets:
             return
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
+            # asynchronous: a synchronous commit waits 30 s for a coordinator when the broker is
+            # down, and the loop must keep answering a stop; these commits only serve lag tools
+            self.consumer.commit(offsets=offsets, asynchronous=True)
         except Exception as err:
             log.warning("Kafka offset commit failed (the stored offsets keep the truth): %s", err)
             return

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from cryptosent.kafka import KafkaUnavailable
+from cryptosent.kafka import KafkaUnavailable, flush_until
 from cryptosent.processor.transform import DeadLetter
+from cryptosent.runtime import StopSignal
 
 # bytes of an invalid message's value kept in its dead letter (the rest is cut, see `truncated`)
 DLQ_VALUE_LIMIT = 512 * 1024
@@ -21,10 +22,13 @@ FLUSH_TIMEOUT_S = 30.0
 class DeadLetters:
     """Sends invalid messages, unchanged (up to DLQ_VALUE_LIMIT), to the dead-letter topic."""
 
-    def __init__(self, producer: Producer, topic: str, source_topic: str) -> None:
+    def __init__(
+        self, producer: Producer, topic: str, source_topic: str, stop: StopSignal | None = None
+    ) -> None:
         self.producer = producer
         self.topic = topic
         self.source_topic = source_topic
+        self.stop = stop
 
     def send(self, dead: Sequence[DeadLetter]) -> None:
         """Produce every dead letter and wait for Kafka's acknowledgements (KafkaUnavailable if
@@ -52,7 +56,7 @@ class DeadLetters:
             self.producer.produce(
                 self.topic, value, message.key(), headers=headers, on_delivery=delivered
             )
-        remaining = self.producer.flush(FLUSH_TIMEOUT_S)
+        remaining = flush_until(self.producer, FLUSH_TIMEOUT_S, self.stop)
         if remaining or failures:
             count = remaining + len(failures)
             detail = (

@@ -23,12 +23,13 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, TopicPartition
 
+from cryptosent.kafka import KafkaUnavailable
 from cryptosent.metrics import ProcessorMetrics
 from cryptosent.model import FUTURE_MARGIN
 from cryptosent.processor.checkpoint import Checkpoint
 from cryptosent.processor.dead_letters import DeadLetters
 from cryptosent.processor.transform import Message, Scorer, decode
-from cryptosent.runtime import Retry, StopSignal
+from cryptosent.runtime import Retry, StopSignal, until_stopped
 from cryptosent.sinks.base import Sink, Written
 
 log = logging.getLogger("cryptosent.process")
@@ -219,10 +220,25 @@ class Processor:
             self.checkpoint.close()
             for job in self.jobs:
                 job.close()
-            self.consumer.close()
+            self._close_consumer()
         if self.on_progress is not None:
             self.on_progress(self.stats)
         return self.stats
+
+    def _close_consumer(self) -> None:
+        """Leave the group. With the broker down, close() waits 30 s for the commit in flight:
+        once stopped it gets the stop's grace and is then left behind (the sinks' stored offsets
+        keep the truth; the group drops this member after its session timeout)."""
+        try:
+            until_stopped(
+                self.stop, self.consumer.close, what="close the consumer",
+                stopped=lambda: KafkaUnavailable(
+                    f"the consumer did not leave the group before the stop ({self.stop.reason}): "
+                    "the broker may be down; the sinks' stored offsets keep the truth"
+                ),
+            )  # fmt: skip
+        except KafkaUnavailable as err:
+            log.warning("%s", err)
 
     def handle(self, messages: Sequence[Message]) -> None:
         """Process one consumed batch: dead letters first, then every sink."""
@@ -274,8 +290,11 @@ class Processor:
         for tp in self.consumer.position(tps):
             if cached:
                 _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            elif self.stop.is_set:
+                # a broker round trip each, up to a second when it is down: not after a stop
+                raise RuntimeError("stopped")
             else:
-                _low, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+                _low, high = self.consumer.get_watermark_offsets(tp, timeout=1, cached=False)
             lowest = self.checkpoint.lowest(tp.partition)
             position = tp.offset if tp.offset >= 0 else (-1 if lowest is None else lowest)
             result.append((tp.partition, position, high))

@@ -11,6 +11,7 @@ import psycopg
 
 from cryptosent.config import mask_url_password
 from cryptosent.errors import TransientError, one_line
+from cryptosent.runtime import StopSignal, until_stopped
 
 Connection = psycopg.Connection[tuple[object, ...]]
 
@@ -36,31 +37,53 @@ def unavailable(err: psycopg.OperationalError, dsn: str) -> DatabaseUnavailable:
 
 
 class Database:
-    """A reconnectable connection; `transaction()` commits, or rolls back and re-raises."""
+    """A reconnectable connection; `transaction()` commits, or rolls back and re-raises.
+
+    With a ``stop``, connecting to a server that does not answer ends at the stop (after its
+    grace) as `DatabaseUnavailable`, instead of after the connect timeout."""
 
     def __init__(
-        self, dsn: str, *, setup: Sequence[str] = (), application_name: str = "cryptosent"
+        self,
+        dsn: str,
+        *,
+        setup: Sequence[str] = (),
+        application_name: str = "cryptosent",
+        stop: StopSignal | None = None,
     ) -> None:
         self.dsn = dsn
         self._setup = tuple(setup)
         self._application_name = application_name
+        self._stop = stop
         self._conn: Connection | None = None
 
     def connection(self) -> Connection:
         """The open connection (opened on first use, and again after a failure)."""
         if self._conn is None or self._conn.closed:
-            try:
-                conn = psycopg.connect(
-                    self.dsn, connect_timeout=5, application_name=self._application_name
-                )
-                conn.execute("set time zone 'UTC'")
-                for statement in self._setup:
-                    conn.execute(statement.encode())
-                conn.commit()
-            except psycopg.OperationalError as err:
-                raise unavailable(err, self.dsn) from err
-            self._conn = conn
+            stop = self._stop
+            if stop is None:
+                self._conn = self._connect()
+            else:
+                self._conn = until_stopped(
+                    stop, self._connect, what="connect to PostgreSQL",
+                    stopped=lambda: DatabaseUnavailable(
+                        self.dsn, f"no answer before the stop ({stop.reason})"
+                    ),
+                    discard=lambda conn: conn.close(),
+                )  # fmt: skip
         return self._conn
+
+    def _connect(self) -> Connection:
+        try:
+            conn = psycopg.connect(
+                self.dsn, connect_timeout=5, application_name=self._application_name
+            )
+            conn.execute("set time zone 'UTC'")
+            for statement in self._setup:
+                conn.execute(statement.encode())
+            conn.commit()
+        except psycopg.OperationalError as err:
+            raise unavailable(err, self.dsn) from err
+        return conn
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:

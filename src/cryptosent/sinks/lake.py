@@ -452,7 +452,7 @@ def open_sink(settings: Settings, retry: Retry) -> LakeSink:
     """The lake sink of the configured lake URL (S3 or a local folder)."""
     return LakeSink(
         Lake(lake_location(settings)),
-        Database(settings.database_dsn(), application_name="cryptosent-lake"),
+        Database(settings.database_dsn(), application_name="cryptosent-lake", stop=retry.stop),
         OffsetStore(settings.consumer_group, settings.topic),
         retry,
         flush_interval_s=settings.lake_flush_seconds,

@@ -145,5 +145,5 @@ class PostgresSink(Sink):
 
 def open_sink(settings: Settings, retry: Retry) -> PostgresSink:
     """The PostgreSQL sink of the configured database."""
-    database = Database(settings.database_dsn(), setup=[_STAGING])
+    database = Database(settings.database_dsn(), setup=[_STAGING], stop=retry.stop)
     return PostgresSink(database, OffsetStore(settings.consumer_group, settings.topic), retry)

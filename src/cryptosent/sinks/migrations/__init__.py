@@ -66,7 +66,7 @@ def migrate(dsn: str) -> list[Migration]:
     """Apply the migrations not yet applied and the repeatable steps whose SQL changed, each
     in its own transaction; return what was applied."""
     applied_now: list[Migration] = []
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
         # concurrent callers (several processors starting at once) take turns
         conn.execute("select pg_advisory_lock(%s)", [_LOCK_KEY])
         try:

@@ -15,7 +15,7 @@ VERSITYGW   := github.com/versity/versitygw/cmd/versitygw@v1.2.0
 KAFKA_POM   := src/cryptosent/stack/kafka-pom.xml
 APT_PACKAGES := postgresql kcat chromium
 
-.PHONY: help setup venv vader-core system-packages kafka-jars objectstore lint typecheck test test-unit \
+.PHONY: help setup model venv vader-core system-packages kafka-jars objectstore lint typecheck test test-unit \
         test-integration demo clean
 
 help:  ## list the targets
@@ -88,6 +88,14 @@ $(STACK)/bin/versitygw:
 	@mkdir -p $(STACK)/bin
 	@GOBIN=$(abspath $(STACK)/bin) GOFLAGS=-mod=mod go install $(VERSITYGW) \
 	  || { echo "setup failed: go install $(VERSITYGW)"; exit 1; }
+
+# ---- learned sentiment models: retrain (not part of setup: the trained weights are committed) ----
+TRAIN_PACKAGES := torch==2.15.0 transformers==5.24.0 scipy==1.17.1
+model: venv vader-core  ## retrain the learned analyzers (torch; ~30 min on 2 cores) into src/cryptosent/models/
+	@echo "==> installing the training extra ($(TRAIN_PACKAGES))"
+	@$(BIN)/uv pip install --python $(BIN)/python -q $(TRAIN_PACKAGES)
+	$(BIN)/python -m cryptosent.training
+	$(BIN)/python -m cryptosent.training.evaluate --write
 
 # ---- quality ------------------------------------------------------------------------------------
 lint: venv  ## ruff lint + format check

@@ -11,6 +11,8 @@
 
 use std::sync::Mutex;
 
+mod student;
+
 use foldhash::fast::RandomState;
 use pyo3::exceptions::PyValueError;
 use pyo3::ffi;
@@ -941,9 +943,22 @@ fn whitespace() -> String {
         .collect()
 }
 
+/// `str.split()` for the student's features.
+pub(crate) fn split_py_pub(text: &str) -> Vec<&str> {
+    split_py(text)
+}
+
+/// Python's `round(x, ndigits)` for the student's probabilities.
+pub(crate) fn py_round_pub(x: f64, ndigits: i32) -> f64 {
+    py_round_impl(x, ndigits)
+}
+
 #[pymodule]
 fn cryptosent_vader_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Engine>()?;
+    m.add_class::<student::Student>()?;
+    m.add_function(wrap_pyfunction!(student::student_features, m)?)?;
+    m.add("STUDENT_BUCKETS", student::BUCKETS)?;
     m.add_function(wrap_pyfunction!(py_round, m)?)?;
     m.add_function(wrap_pyfunction!(whitespace, m)?)?;
     m.add("CACHE_LIMIT", CACHE_LIMIT)?;

@@ -29,6 +29,7 @@ from cryptosent.analysis.vader import (
 
 __all__ = [
     "ANALYZERS",
+    "DEFAULT_ANALYZER",
     "Analyzer",
     "CryptoAnalyzer",
     "Scores",
@@ -38,7 +39,9 @@ __all__ = [
     "score_batch",
 ]
 
-ANALYZERS = ("crypto", "vader")
+ANALYZERS = ("learned", "teacher", "crypto", "vader")
+DEFAULT_ANALYZER = "learned"
+"""The analyzer the processor stores in ``compound``/``label`` and ``cryptosent score`` uses."""
 
 # The presentation selectors and the five Fitzpatrick skin tones change how an emoji looks, not
 # what it means: "❤️" must read like "❤" and "👍🏽" like "👍".
@@ -79,7 +82,7 @@ _ANALYZERS: dict[str, Analyzer] = {}
 _BUILD_LOCK = threading.Lock()
 
 
-def get_analyzer(name: str = "crypto") -> Analyzer:
+def get_analyzer(name: str = DEFAULT_ANALYZER) -> Analyzer:
     """The shared analyzer called ``name`` (one of :data:`ANALYZERS`), built on first use."""
     analyzer = _ANALYZERS.get(name)
     if analyzer is None:
@@ -90,9 +93,19 @@ def get_analyzer(name: str = "crypto") -> Analyzer:
         with _BUILD_LOCK:
             analyzer = _ANALYZERS.get(name)
             if analyzer is None:
-                analyzer = CryptoAnalyzer() if name == "crypto" else VaderAnalyzer()
+                analyzer = _build(name)
                 _ANALYZERS[name] = analyzer
     return analyzer
+
+
+def _build(name: str) -> Analyzer:
+    if name == "crypto":
+        return CryptoAnalyzer()
+    if name == "vader":
+        return VaderAnalyzer()
+    from cryptosent.analysis.learned.analyzers import LearnedAnalyzer, TeacherAnalyzer
+
+    return LearnedAnalyzer() if name == "learned" else TeacherAnalyzer()
 
 
 class VaderAnalyzer(VaderEngine):

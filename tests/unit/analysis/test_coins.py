@@ -6,8 +6,6 @@ test_coin_context.py; quality on the labelled sets is in test_coin_quality.py.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -184,19 +182,3 @@ def test_never_raises(text: str) -> None:
 def test_never_raises_on_crypto_fragments(parts: list[str]) -> None:
     result = coin_mentions("".join(parts))
     assert all(ticker in COINS for ticker in result)
-
-
-def test_fast_enough() -> None:
-    # The processor runs this on every tweet; 200k tweets/s on one core is the design target,
-    # asserted loosely so a busy CI machine does not fail it.
-    texts = [
-        "Just bought more $BTC at the dip 🚀🚀 #bitcoin to the moon @cryptoking https://t.co/AbCd",
-        "Ethereum looking weak on the 4h chart, might dump to 2.8k 📉 $ETH",
-        "gm frens ☕ what are we buying today?",
-        "SOL and ADA are my top picks for this cycle. Not financial advice lol",
-    ] * 2_500
-    start = time.perf_counter()
-    for text in texts:
-        coin_mentions(text)
-    rate = len(texts) / (time.perf_counter() - start)
-    assert rate > 50_000, f"{rate:,.0f} tweets/s"

@@ -356,8 +356,8 @@ def test_crypto_lexicon_errors_name_the_line() -> None:
 
 
 def test_api_contract() -> None:
-    assert ANALYZERS == ("crypto", "vader")
-    assert get_analyzer() is get_analyzer("crypto")
+    assert ANALYZERS == ("learned", "teacher", "crypto", "vader")
+    assert get_analyzer() is get_analyzer("learned")
     for name in ANALYZERS:
         assert get_analyzer(name).name == name
         assert get_analyzer(name) is get_analyzer(name)

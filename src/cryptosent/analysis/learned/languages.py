@@ -1,0 +1,87 @@
+"""Which posts the learned analyzers may score: the languages they were trained on.
+
+The training corpus covers English and 16 other languages (datasets/README.md). A post in
+another language is ``unscored`` instead of being scored confidently wrong. The decision is
+made from the language the source declares (X and Bluesky send one) or, when there is none,
+from the post's writing systems: letters mostly in a script that no trained language uses
+(Thai, Hebrew, Greek, Bengali, Tamil, Georgian, ...) make it unscored. Cheap enough for the
+stream; ``detect_language`` (py3langid, a model shipped in its package) names the language for
+``cryptosent score`` and the per-language report.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from functools import lru_cache
+from typing import Any
+
+SUPPORTED = frozenset(
+    [
+        "en",
+        "es",
+        "pt",
+        "de",
+        "fr",
+        "it",
+        "tr",
+        "ru",
+        "ko",
+        "ja",
+        "zh",
+        "id",
+        "vi",
+        "ar",
+        "hi",
+        "nl",
+        "pl",
+    ]
+)
+# Words of these scripts (unicodedata names begin with them) belong to trained languages.
+_TRAINED_SCRIPTS = (
+    "LATIN",
+    "CYRILLIC",
+    "HANGUL",
+    "HIRAGANA",
+    "KATAKANA",
+    "CJK",
+    "ARABIC",
+    "DEVANAGARI",
+)
+
+
+def _script(ch: str) -> str:
+    name = unicodedata.name(ch, "")
+    return name.split(" ", 1)[0]
+
+
+def scorable(text: str, declared: str | None = None) -> bool:
+    """True when the post is in a language the learned analyzers were trained on."""
+    if declared:
+        code = declared.lower().split("-")[0]
+        if code in SUPPORTED:
+            return True
+        if code not in ("und", "qme", "qht", "zxx", "art", "qam", "qct"):
+            return False
+    foreign = trained = 0
+    for ch in text:
+        if ch.isascii():
+            trained += ch.isalpha()
+        elif ch.isalpha():
+            if _script(ch).startswith(_TRAINED_SCRIPTS):
+                trained += 1
+            else:
+                foreign += 1
+    return foreign <= trained
+
+
+@lru_cache(maxsize=1)
+def _identifier() -> Any:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def detect_language(text: str) -> tuple[str, float]:
+    """The most likely language (ISO 639-1) and its probability, by py3langid's model."""
+    code, prob = _identifier().classify(text)
+    return str(code), float(prob)

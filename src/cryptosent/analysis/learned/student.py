@@ -1,0 +1,110 @@
+"""The ``learned`` analyzer: a linear model over hashed n-grams and the two lexicons' scores.
+
+Distilled from the teacher (``teacher.py``): trained on the teacher's calibrated probabilities
+over a large, varied corpus, mixed with the human labels. Weights: ``models/student.safetensors``
+(hash pinned in ``models/manifest.json``). The compiled core computes the features and the
+probabilities in one call per batch; the pure-Python path gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cryptosent.analysis.learned.features import BUCKETS, feature_strings, fnv1a
+from cryptosent.analysis.learned.judgement import CLASSES, Judgement, scores_from_probs
+from cryptosent.analysis.vader import Scores
+
+DENSE = 12
+EXPLAIN = 3
+_READABLE = ("w|", "b|", "n|")
+
+
+def dense_features(vader: Scores, crypto: Scores) -> list[float]:
+    """The 12 lexicon features: each lexicon's compound, pos, neg, and its label one-hot."""
+    out = [vader.compound, vader.pos, vader.neg, crypto.compound, crypto.pos, crypto.neg]
+    for s in (vader, crypto):
+        out += [
+            float(s.compound <= -0.05),
+            float(-0.05 < s.compound < 0.05),
+            float(s.compound >= 0.05),
+        ]
+    return out
+
+
+def readable(feature: str) -> str:
+    """How an explanation shows a feature: ``w|moon`` -> ``moon``, ``n|lower`` -> ``not lower``."""
+    kind, _, body = feature.partition("|")
+    return "not " + body if kind == "n" else body
+
+
+class StudentModel:
+    """Weights of the student and a pure-Python scorer (the compiled core mirrors it)."""
+
+    def __init__(
+        self,
+        hashed: NDArray[np.float32],
+        dense: NDArray[np.float32],
+        bias: NDArray[np.float32],
+        temperature: float,
+    ) -> None:
+        if hashed.shape != (BUCKETS, 3) or dense.shape != (DENSE, 3) or bias.shape != (3,):
+            raise ValueError("student weights have the wrong shape")
+        self.hashed = np.ascontiguousarray(hashed, dtype=np.float32)
+        self.dense = np.ascontiguousarray(dense, dtype=np.float32)
+        self.bias = np.ascontiguousarray(bias, dtype=np.float32)
+        self.temperature = float(temperature)
+
+    @classmethod
+    def load(cls, path: Path) -> StudentModel:
+        """Read a student from its safetensors file."""
+        from safetensors.numpy import load_file
+
+        w = load_file(str(path))
+        return cls(
+            w["hashed"].astype(np.float32), w["dense"], w["bias"], float(w["temperature"][0])
+        )
+
+    def judge(self, text: str, vader: Scores, crypto: Scores) -> Judgement:
+        """Probabilities, scores, label and explanation for one text (pure Python)."""
+        features: dict[int, str] = {}
+        for f in feature_strings(text):
+            features.setdefault(fnv1a(f) % BUCKETS, f)
+        scale = 1.0 / math.sqrt(len(features)) if features else 0.0
+        logits = [float(self.bias[c]) for c in range(3)]
+        sums = [0.0, 0.0, 0.0]
+        for index in sorted(features):  # in index order, one by one: as the compiled core adds
+            row = self.hashed[index]
+            for c in range(3):
+                sums[c] += float(row[c])
+        for c in range(3):
+            logits[c] += sums[c] * scale
+        dense = dense_features(vader, crypto)
+        for i, value in enumerate(dense):
+            if value:
+                for c in range(3):
+                    logits[c] += value * float(self.dense[i, c])
+        probs = softmax3(logits, self.temperature)
+        scores, name = scores_from_probs(*probs)
+        chosen = CLASSES.index(name)
+        ranked = []
+        for index, feature in features.items():
+            if feature.startswith(_READABLE):
+                row = self.hashed[index]
+                lift = float(row[chosen]) - (float(row[0]) + float(row[1]) + float(row[2])) / 3.0
+                if lift > 0:
+                    ranked.append((-lift, readable(feature)))
+        ranked.sort()
+        return Judgement(scores, name, probs, tuple(text for _, text in ranked[:EXPLAIN]))
+
+
+def softmax3(logits: Sequence[float], temperature: float) -> tuple[float, float, float]:
+    """Softmax of three logits divided by ``temperature``, each rounded to 4 decimals."""
+    top = max(logits)
+    exps = [math.exp((z - top) / temperature) for z in logits]
+    total = sum(exps)
+    return (round(exps[0] / total, 4), round(exps[1] / total, 4), round(exps[2] / total, 4))

@@ -1,0 +1,119 @@
+"""The learned analyzers: compiled and Python paths agree, the contract holds, bad files fail."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cryptosent.analysis.learned import analyzers as learned
+from cryptosent.analysis.learned.features import hashed
+from cryptosent.analysis.learned.judgement import scores_from_probs
+from cryptosent.analysis.learned.languages import scorable
+from cryptosent.analysis.learned.student import dense_features
+from cryptosent.analysis.sentiment import get_analyzer, label
+
+core = pytest.importorskip("cryptosent_vader_core")
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def labelled_texts() -> list[str]:
+    texts = []
+    for path in sorted((ROOT / "datasets").glob("*/*.jsonl")):
+        texts += [
+            json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines()
+        ]
+    return texts
+
+
+HARD = [
+    "",
+    "   ",
+    "$BTC +12.5% 🚀🚀🚀!!",
+    "SOOOO can't $67.4k http://x.y/z @bob www.foo.com −5% $5 1,000,000.5x",
+    "İstanbul ΣΑΣ ß ﬁ",
+    "''''  $ @ # 🇺🇸 👍🏽 ❤️ 👨‍👩‍👧",
+    "ビットコイン爆上げ！ガチホ 比特币 暴跌 비트코인 떡상",
+]
+
+
+def test_compiled_features_equal_python_on_every_labelled_text() -> None:
+    texts = labelled_texts() + HARD
+    assert len(texts) > 4000
+    native = core.student_features([(t, t.lower()) for t in texts])
+    assert [hashed(t) for t in texts] == native
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_compiled_features_equal_python_on_any_text(text: str) -> None:
+    assert core.student_features([(text, text.lower())])[0] == hashed(text)
+
+
+def test_compiled_judgements_equal_python() -> None:
+    native = learned.LearnedAnalyzer(native=True)
+    python = learned.LearnedAnalyzer(native=False)
+    texts = labelled_texts()[::3] + HARD
+    assert native.judge_many(texts) == python.judge_many(texts)
+
+
+@given(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1))
+def test_compound_always_agrees_with_the_label(a: float, b: float, c: float) -> None:
+    total = a + b + c
+    if total == 0:
+        return
+    scores, name = scores_from_probs(a / total, b / total, c / total)
+    assert label(scores.compound) == name
+    assert -1.0 <= scores.compound <= 1.0
+
+
+def test_judgement_has_label_confidence_and_explanation() -> None:
+    analyzer = get_analyzer("learned")
+    bull, bear = analyzer.judge_many(  # type: ignore[attr-defined]
+        [
+            "never been more bullish on $ETH, loading more 🚀",
+            "got rekt, this rug drained my wallet 😭",
+        ]
+    )
+    assert bull.label == "positive" and bear.label == "negative"
+    assert 0.34 < bull.confidence <= 1.0 and 0.34 < bear.confidence <= 1.0
+    assert bull.explanation and bear.explanation
+    assert sum(bull.probs) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_unscored_languages() -> None:
+    assert not scorable("บิทคอยน์ขึ้นแล้ว ดีมาก")
+    assert not scorable("ביטקוין עולה היום")
+    assert scorable("Биткоин улетит") and scorable("비트코인 떡상") and scorable("gm ser 🚀")
+    assert not scorable("bitcoin", "th") and scorable("bitcoin", "en-GB") and scorable("btc", "und")
+    thai = get_analyzer("learned").judge_many(["บิทคอยน์ขึ้นแล้ว ดีมาก"])[0]  # type: ignore[attr-defined]
+    assert thai.label == "unscored" and thai.confidence == 0.0
+    assert thai.scores.compound == 0.0
+
+
+def test_dense_features_are_the_lexicon_scores_and_labels() -> None:
+    vader = get_analyzer("vader").scores("great")
+    crypto = get_analyzer("crypto").scores("rekt")
+    dense = dense_features(vader, crypto)
+    assert dense[:3] == [vader.compound, vader.pos, vader.neg]
+    assert dense[6:9] == [0.0, 0.0, 1.0] and dense[9:12] == [1.0, 0.0, 0.0]
+
+
+def test_a_changed_model_file_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "models"
+    shutil.copytree(learned.models_dir(), folder)
+    blob = bytearray((folder / "student.safetensors").read_bytes())
+    blob[-1] ^= 0xFF
+    (folder / "student.safetensors").write_bytes(bytes(blob))
+    monkeypatch.setattr(learned, "models_dir", lambda: folder)
+    with pytest.raises(learned.ModelFileError, match="manifest pins"):
+        learned.LearnedAnalyzer()
+    (folder / "student.safetensors").unlink()
+    with pytest.raises(learned.ModelFileError, match="missing"):
+        learned.LearnedAnalyzer()

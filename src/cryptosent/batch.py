@@ -35,6 +35,7 @@ SCHEMA = pa.schema(
         ("neu", pa.float64()),
         ("neg", pa.float64()),
         ("label", pa.string()),
+        ("confidence", pa.float64()),
         ("vader_compound", pa.float64()),
         ("vader_pos", pa.float64()),
         ("vader_neu", pa.float64()),

@@ -64,6 +64,7 @@ def test_duckdb_lake_mode_computes_the_definition() -> None:
         "coins": [r[0] for r in rows],
         "label": [r[1] for r in rows],
         "compound": [r[2] for r in rows],
+        "confidence": [0.9] * len(rows),
         "vader_label": [r[3] for r in rows],
         "vader_compound": [r[4] for r in rows],
     })  # fmt: skip

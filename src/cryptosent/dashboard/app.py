@@ -36,8 +36,8 @@ def sidebar() -> tuple[str, Analyzer, float | None]:
             "Time range", list(RANGES), default="1 h", required=True, key="range"
         )
         analyzer = st.segmented_control(
-            "Analyzer", ANALYZERS, default="crypto", required=True, key="analyzer",
-            help="crypto: VADER with a crypto lexicon (moon, rekt, 🚀); vader: plain VADER 3.3.2",
+            "Analyzer", ANALYZERS, default="learned", required=True, key="analyzer",
+            help="learned: the distilled crypto sentiment model (default); vader: VADER 3.3.2",
         )  # fmt: skip
         live = st.toggle("Live updates", value=True, key="live")
         refresh = st.slider(
@@ -47,7 +47,7 @@ def sidebar() -> tuple[str, Analyzer, float | None]:
         st.divider()
         st.caption(f"Source: {data.describe_source(s)}")
         st.caption(f"Kafka: {s.kafka_bootstrap} · topic `{s.topic}`")
-    return str(range_key), analyzer or "crypto", float(refresh) if live else None
+    return str(range_key), analyzer or "learned", float(refresh) if live else None
 
 
 def database_banner(problem: str, refresh: float | None) -> None:
@@ -157,8 +157,12 @@ def latest_table(snap: Snapshot, analyzer: Analyzer) -> None:
         st.caption("No tweets in this range.")
         return
     shown = tweets.assign(coins=tweets["coins"].map(lambda c: " ".join(c) if c is not None else ""))
+    columns = ["created_at", "author_username", "text", "coins", "compound", "label"]
+    if analyzer == "learned" and "confidence" in shown.columns:
+        shown = shown.assign(why=data.explanations(shown["text"].tolist()))
+        columns += ["confidence", "why"]
     st.dataframe(
-        shown[["created_at", "author_username", "text", "coins", "compound", "label"]],
+        shown[columns],
         hide_index=True, height=380, key="latest",
         column_config={
             "created_at": st.column_config.DatetimeColumn("time (UTC)", format="HH:mm:ss"),
@@ -167,6 +171,8 @@ def latest_table(snap: Snapshot, analyzer: Analyzer) -> None:
             "compound": st.column_config.ProgressColumn(
                 "sentiment", min_value=-1.0, max_value=1.0, format="%+.2f"
             ),
+            "confidence": st.column_config.NumberColumn("confidence", format="%.2f"),
+            "why": st.column_config.TextColumn("why (the phrases that decided)"),
         },
     )  # fmt: skip
 

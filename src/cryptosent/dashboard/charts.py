@@ -32,6 +32,14 @@ def mean(sums: pd.Series, counts: pd.Series) -> pd.Series:
     return sums / counts.where(counts > 0)
 
 
+def scored(frame: pd.DataFrame) -> pd.Series:
+    """Tweets that have a label: ``unscored`` posts (languages the learned analyzer was not
+    trained on) are in `tweets` but in no label count, and stay out of every mean."""
+    if {"positive", "neutral", "negative"} <= set(frame.columns):
+        return frame["positive"] + frame["neutral"] + frame["negative"]
+    return frame["tweets"]
+
+
 def sentiment_pie(positive: float, neutral: float, negative: float) -> go.Figure:
     """Share of tweets per label, as a donut."""
     fig = go.Figure(
@@ -59,7 +67,7 @@ def sentiment_timeline(frame: pd.DataFrame) -> go.Figure:
         )
     fig.add_trace(
         go.Scatter(
-            x=frame["bucket"], y=mean(frame["compound_sum"], frame["tweets"]),
+            x=frame["bucket"], y=mean(frame["compound_sum"], scored(frame)),
             name="mean sentiment", mode="lines", line={"color": "#facc15", "width": 2.5},
         ),
         secondary_y=True,
@@ -110,7 +118,7 @@ def leaderboard(coins: pd.DataFrame, min_tweets: int, n: int = 6) -> go.Figure:
 def heatmap(buckets: pd.DataFrame, coins: list[str]) -> go.Figure:
     """Mean compound per coin and time bucket (red to green), coins in the given order."""
     frame = buckets[buckets["coin"].isin(coins)].copy()
-    frame["mean"] = mean(frame["compound_sum"], frame["tweets"])
+    frame["mean"] = mean(frame["compound_sum"], scored(frame))
     grid = frame.pivot_table(index="coin", columns="bucket", values="mean", aggfunc="first")
     grid = grid.reindex([c for c in coins[::-1] if c in grid.index])
     volume = frame.pivot_table(index="coin", columns="bucket", values="tweets", aggfunc="first")
@@ -140,7 +148,7 @@ def coin_drilldown(buckets: pd.DataFrame, coins: list[str]) -> go.Figure:
             secondary_y=True,
         )  # fmt: skip
         fig.add_trace(
-            go.Scatter(x=rows["bucket"], y=mean(rows["compound_sum"], rows["tweets"]),
+            go.Scatter(x=rows["bucket"], y=mean(rows["compound_sum"], scored(rows)),
                        name=f"{coin} sentiment", mode="lines+markers",
                        line={"color": colour, "width": 2.5}, marker={"size": 4}),
             secondary_y=False,

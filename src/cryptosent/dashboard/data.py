@@ -166,7 +166,7 @@ def fetch_wordcloud(
     """The word cloud PNG of the newest tweets in the range, or None without words."""
     with connection() as conn:
         latest = queries.latest_tweets(conn, queries.RANGES[range_key], WORDCLOUD_ROWS)
-    column = "compound" if analyzer == "crypto" else "vader_compound"
+    column = "compound" if analyzer == "learned" else "vader_compound"
     stats = word_stats(zip(latest["text"], latest[column], strict=True))
     return wordcloud_png(stats) if stats else None
 
@@ -191,3 +191,14 @@ def kafka_slot() -> int:
 def drill_default(coin_totals: Sequence[str]) -> list[str]:
     """The coins the drill-down starts with: the three most mentioned."""
     return list(coin_totals[:3])
+
+
+def explanations(texts: list[str]) -> list[str]:
+    """Why the learned analyzer labelled each text so: its top phrases, derived on demand (the
+    same model and weights as the processor's, so the same decision)."""
+    from cryptosent.analysis.sentiment import get_analyzer
+
+    judge = getattr(get_analyzer("learned"), "judge_many", None)
+    if judge is None or not texts:
+        return [""] * len(texts)
+    return [", ".join(j.explanation) for j in judge(texts)]

@@ -30,8 +30,13 @@ def share(part: float, whole: float) -> str:
 
 
 def mean_compound(totals: Mapping[str, float]) -> float | None:
-    """Mean compound of totals holding `tweets` and `compound_sum`, None without tweets."""
-    return totals["compound_sum"] / totals["tweets"] if totals.get("tweets") else None
+    """Mean compound of totals holding `compound_sum` and the label counts (or `tweets`), None
+    without scored tweets; ``unscored`` posts are in no label count and in no mean."""
+    labels = ("positive", "neutral", "negative")
+    count = (
+        sum(totals[k] for k in labels) if all(k in totals for k in labels) else totals.get("tweets")
+    )
+    return totals["compound_sum"] / count if count else None
 
 
 def mood(value: float | None) -> str:

@@ -27,8 +27,8 @@ import psycopg
 
 from cryptosent import aggregates
 
-Analyzer = Literal["crypto", "vader"]
-ANALYZERS: Final[tuple[Analyzer, ...]] = ("crypto", "vader")
+Analyzer = Literal["learned", "vader"]
+ANALYZERS: Final[tuple[Analyzer, ...]] = ("learned", "vader")
 
 # "all" is a window long enough to hold any stored data, so every query keeps its index range
 ALL_TIME: Final = timedelta(days=36_500)
@@ -227,7 +227,7 @@ def coin_buckets(
 
 # ------------------------------------------------------------------------------------ tweets ---
 _TWEET_COLUMNS = """t.created_at, t.author_username, t.text, t.coins,
-       t.compound, t.label, t.vader_compound, t.vader_label"""
+       t.compound, t.label, t.confidence, t.vader_compound, t.vader_label"""
 
 _LATEST = f"""
 select {_TWEET_COLUMNS}
@@ -319,7 +319,7 @@ def store_state(conn: Connection, group: str, topic: str) -> StoreState:
 _LAKE_TWEET_COLUMNS: Final = ", ".join(
     dict.fromkeys(
         ["id", "created_at", "text", "author_username", "coins", "compound", "label",
-         "vader_compound", "vader_label", *aggregates.INPUTS]
+         "confidence", "vader_compound", "vader_label", *aggregates.INPUTS]
     )
 )  # fmt: skip
 LAKE_VIEWS: Final = (
@@ -338,7 +338,7 @@ LAKE_VIEWS: Final = (
 # ---------------------------------------------------------------------------- analyzer choice ---
 def pick_analyzer(frame: pd.DataFrame, analyzer: Analyzer) -> pd.DataFrame:
     """The frame with the chosen analyzer's columns under the plain names (compound, label, ...)."""
-    if analyzer == "crypto":
+    if analyzer == "learned":
         vader = [c for c in frame.columns if c.startswith(("vader_", "prev_vader_"))]
         return frame.drop(columns=vader)
     plain = [c[len("vader_") :] for c in frame.columns if c.startswith("vader_")]

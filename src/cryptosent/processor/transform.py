@@ -17,7 +17,13 @@ import pyarrow as pa
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError
 
 from cryptosent.analysis.coins import coin_mentions
-from cryptosent.analysis.sentiment import Analyzer, get_analyzer, label, score_batch
+from cryptosent.analysis.sentiment import (
+    DEFAULT_ANALYZER,
+    Analyzer,
+    get_analyzer,
+    label,
+    score_batch,
+)
 from cryptosent.batch import SCHEMA, Ranges, ScoredBatch
 from cryptosent.model import FUTURE_MARGIN, InvalidTweet, Tweet, check_not_future, decode_tweet
 
@@ -117,16 +123,16 @@ def decode(
 
 
 class Scorer:
-    """Scores decoded tweets with the default (`crypto`) analyzer and exact VADER."""
+    """Scores decoded tweets with the default analyzer (`learned`) and exact VADER."""
 
-    def __init__(self, crypto: Analyzer | None = None, vader: Analyzer | None = None) -> None:
-        self.crypto = crypto or get_analyzer("crypto")
+    def __init__(self, default: Analyzer | None = None, vader: Analyzer | None = None) -> None:
+        self.default = default or get_analyzer(DEFAULT_ANALYZER)
         self.vader = vader or get_analyzer("vader")
 
     def __call__(self, decoded: Decoded) -> ScoredBatch:
         """The batch every sink receives."""
         table = score_tweets(
-            decoded.tweets, decoded.partitions, decoded.offsets, self.crypto, self.vader
+            decoded.tweets, decoded.partitions, decoded.offsets, self.default, self.vader
         )
         return ScoredBatch(table, decoded.raw, dict(decoded.ranges))
 
@@ -135,16 +141,28 @@ def score_tweets(
     tweets: Sequence[Tweet],
     partitions: Sequence[int],
     offsets: Sequence[int],
-    crypto: Analyzer,
+    default: Analyzer,
     vader: Analyzer,
 ) -> pa.Table:
-    """Score tweets with both analyzers and find their coins; return the columnar table."""
+    """Score tweets with the default analyzer and VADER, find their coins; return the table.
+
+    A learned default also gives each tweet's confidence, and ``unscored`` for posts in
+    languages it was not trained on (their compound is 0 and no label count includes them).
+    """
     n = len(tweets)
     cols: dict[str, list[object]] = {name: [None] * n for name in SCHEMA.names}
     texts = [tweet.text for tweet in tweets]
-    crypto_all = score_batch(crypto, texts)
     vader_all = score_batch(vader, texts)
-    for i, (tweet, c, v) in enumerate(zip(tweets, crypto_all, vader_all, strict=True)):
+    judge = getattr(default, "judge_many", None)
+    if judge is not None:
+        judgements = judge(texts, [tweet.lang for tweet in tweets], vader=vader_all)
+        default_all = [j.scores for j in judgements]
+        cols["label"] = [j.label for j in judgements]
+        cols["confidence"] = [j.confidence for j in judgements]
+    else:
+        default_all = score_batch(default, texts)
+        cols["label"] = [label(c[0]) for c in default_all]
+    for i, (tweet, c, v) in enumerate(zip(tweets, default_all, vader_all, strict=True)):
         author = tweet.author
         cols["id"][i] = tweet.id
         # integer microseconds: exact, and spares pyarrow a pandas import for tz-aware datetimes
@@ -160,7 +178,6 @@ def score_tweets(
         cols["retweet_of"][i] = tweet.retweet_of
         cols["reply_to"][i] = tweet.reply_to
         cols["compound"][i], cols["pos"][i], cols["neu"][i], cols["neg"][i] = c
-        cols["label"][i] = label(c[0])
         cols["vader_compound"][i], cols["vader_pos"][i], cols["vader_neu"][i] = v[:3]
         cols["vader_neg"][i] = v[3]
         cols["vader_label"][i] = label(v[0])

@@ -32,7 +32,7 @@ def test_pick_analyzer_renames_the_chosen_columns() -> None:
          "vader_positive": [1], "vader_compound_sum": [0.1], "prev_tweets": [1],
          "prev_compound_sum": [0.2], "prev_vader_compound_sum": [-0.2]}
     )  # fmt: skip
-    crypto = pick_analyzer(frame, "crypto")
+    crypto = pick_analyzer(frame, "learned")
     assert list(crypto.columns) == [
         "coin", "tweets", "positive", "compound_sum", "prev_tweets", "prev_compound_sum"
     ]  # fmt: skip

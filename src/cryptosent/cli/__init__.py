@@ -11,7 +11,18 @@ from typing import Annotated
 
 import typer
 
-from cryptosent.cli import bench, config, dashboard, db, demo, ingest, process, score, stack
+from cryptosent.cli import (
+    bench,
+    config,
+    dashboard,
+    db,
+    demo,
+    ingest,
+    prices,
+    process,
+    score,
+    stack,
+)
 from cryptosent.cli.common import user_errors
 from cryptosent.config import configure
 
@@ -40,7 +51,7 @@ def main_options(
         configure(settings_file=settings)
 
 
-for group in (stack, config, db, ingest, process, score, dashboard, demo, bench):
+for group in (stack, config, db, ingest, prices, process, score, dashboard, demo, bench):
     group.register(app)
 
 

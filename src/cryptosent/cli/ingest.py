@@ -1,5 +1,6 @@
 """`cryptosent generate | replay | stream`: a source into the `tweets` topic, with a live
 progress line and a summary; tweets Kafka did not acknowledge make the exit status 1.
+`run_ingest` serves the price commands too (`cli/prices.py`: the `prices` topic).
 
 Each command makes one `StopSignal` first (Ctrl-C, SIGTERM, ``--duration``) and hands it to
 everything that waits: the Kafka check, the source, pacing and the final flush. Whatever it is
@@ -18,30 +19,36 @@ from cryptosent.config import get_settings
 
 if TYPE_CHECKING:
     from cryptosent.ingest import IngestStats
+    from cryptosent.model import PriceTick, Tweet
     from cryptosent.runtime import StopSignal
     from cryptosent.sources.base import Source
 
 
 def run_ingest(
-    source: Source,
+    source: Source[Tweet] | Source[PriceTick],
     *,
     what: str,
     rate_per_s: float | None,
     stop: StopSignal,
     count: int | None = None,
+    topic: str | None = None,
+    unit: str = "tweets",
 ) -> IngestStats:
-    """Produce from source to the tweets topic with a live progress line until the source
-    ends, count is reached or stop is set (its deadline is ``--duration``); exit 1 on losses,
-    or when a live feed stayed unreachable and nothing was sent."""
+    """Produce from source to topic (default: the tweets topic) with a live progress line until
+    the source ends, count is reached or stop is set (its deadline is ``--duration``); exit 1 on
+    losses, or when a live feed stayed unreachable and nothing was sent. ``unit`` names the
+    records in the summary ("tweets", "prices")."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from cryptosent.ingest import open_producer, produce
     from cryptosent.sources.base import StreamSource
+    from cryptosent.sources.exchanges.base import ExchangeSource
 
     settings = get_settings()
+    topic = topic or settings.topic
     try:
         with user_errors():
-            producer = open_producer(settings, stop=stop)
+            producer = open_producer(settings, topic, stop=stop)
     except BaseException:
         source.close()
         raise
@@ -65,19 +72,19 @@ def run_ingest(
         try:
             with user_errors():
                 stats = produce(
-                    source, producer=producer, topic=settings.topic, rate_per_s=rate_per_s,
+                    source, producer=producer, topic=topic, rate_per_s=rate_per_s,
                     count=count, on_progress=show, stop=stop,
                 )  # fmt: skip
         finally:
             source.close()
     out.print(
-        f"{what}: {stats.delivered:,} delivered to {settings.topic!r}, {stats.failed:,} failed, "
-        f"{stats.elapsed:.1f} s, {stats.rate_per_s:,.0f} tweets/s"
+        f"{what}: {stats.delivered:,} delivered to {topic!r}, {stats.failed:,} failed, "
+        f"{stats.elapsed:.1f} s, {stats.rate_per_s:,.0f} {unit}/s"
         + (f" (interrupted by {stop.reason}, flushed)" if stats.interrupted else "")
     )
     if stats.failed:
-        fail(f"{stats.failed:,} tweets were not delivered: {stats.last_error}")
-    problem = source.problem if isinstance(source, StreamSource) else None
+        fail(f"{stats.failed:,} {unit} were not delivered: {stats.last_error}")
+    problem = source.problem if isinstance(source, StreamSource | ExchangeSource) else None
     if problem is not None and stats.delivered == 0:
         fail(f"{what}: nothing received in {stats.elapsed:.1f} s: {problem}")
     return stats

@@ -1,10 +1,12 @@
 """Replay tweets from a file (JSON Lines or CSV, optionally gzip-compressed), optionally paced.
 
 ``read_replay`` turns a file into tweets and reports every bad line through a callback instead of
-stopping; ``paced`` spaces any stream of tweets out in time (original rhythm sped up, fixed rate,
+stopping; ``paced`` spaces any stream of records out in time (original rhythm sped up, fixed rate,
 or as fast as possible). Replayed tweets keep their original ``created_at`` so that per-minute
 aggregates of a historical file land on the historical minutes; ``paced(..., restamp=True)``
-stamps them with the current time instead, for live-dashboard demos.
+stamps them with the current time instead, for live-dashboard demos. The file reading itself
+(`open_binary`, `json_lines`, `csv_header`, `csv_records`) and `paced` are shared with the price
+replay (`sources.price_replay`).
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import csv
 import gzip
 import io
 import logging
+import operator
 import re
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Final, Literal, cast
+from typing import IO, TYPE_CHECKING, Any, Final, Literal, TypeVar, cast
 
 import msgspec
 
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 
 ReplayFormat = Literal["jsonl", "csv"]
 BadLineHandler = Callable[[int, str], None]
+T = TypeVar("T")
 
 SOURCE_NAME: Final = "replay"
 """``source`` given to replayed tweets that do not name one themselves."""
@@ -90,7 +94,8 @@ def infer_format(path: Path) -> ReplayFormat:
     )
 
 
-def _open_binary(path: Path) -> IO[bytes]:
+def open_binary(path: Path) -> IO[bytes]:
+    """The file's bytes, decompressed when it is gzip (whatever its suffix)."""
     # Sniff the magic bytes rather than trust the suffix: a `.jsonl` that is really gzip works too.
     with path.open("rb") as probe:
         magic = probe.read(2)
@@ -177,9 +182,12 @@ def replay_source(
     return IteratorSource(SOURCE_NAME, stream, max_batch=1 if live else None)
 
 
-def _read_jsonl(path: Path, report: BadLineHandler) -> Iterator[Tweet]:
+def json_lines(path: Path, report: BadLineHandler) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) of every non-blank line of a JSON Lines file (gzip or not), without
+    its line end and the UTF-8 BOM; a truncated or corrupt gzip member is reported where it broke
+    and ends the lines."""
     line_number = 0
-    with _open_binary(path) as stream:
+    with open_binary(path) as stream:
         try:
             for line_number, raw_line in enumerate(stream, start=1):
                 line = raw_line.rstrip(b"\r\n")
@@ -187,17 +195,22 @@ def _read_jsonl(path: Path, report: BadLineHandler) -> Iterator[Tweet]:
                     line = line[len(_UTF8_BOM) :]
                 if not line.strip():
                     continue  # blank lines (often a trailing one) are not data
-                try:
-                    tweet = decode_tweet(line)
-                except InvalidTweet as err:
-                    report(line_number, str(err))
-                    continue
-                if tweet.source is None:
-                    tweet.source = SOURCE_NAME
-                yield tweet
+                yield line_number, line
         except (EOFError, OSError, zlib.error) as err:
             # A truncated or corrupt gzip member: report where it broke and stop cleanly.
             report(line_number + 1, f"unreadable from here on: {err}")
+
+
+def _read_jsonl(path: Path, report: BadLineHandler) -> Iterator[Tweet]:
+    for line_number, line in json_lines(path, report):
+        try:
+            tweet = decode_tweet(line)
+        except InvalidTweet as err:
+            report(line_number, str(err))
+            continue
+        if tweet.source is None:
+            tweet.source = SOURCE_NAME
+        yield tweet
 
 
 def _csv_reader(binary: IO[bytes]) -> _csv.Reader:
@@ -205,30 +218,26 @@ def _csv_reader(binary: IO[bytes]) -> _csv.Reader:
     return csv.reader(text)
 
 
-def _csv_header_positions(path: Path, mapping: Mapping[str, str | None]) -> dict[str, int] | None:
-    """Column positions from the header, ``None`` for an empty file; ReplayError if unusable."""
-    with _open_binary(path) as binary:
+def csv_header(path: Path) -> list[str] | None:
+    """The header of a CSV file (gzip or not), ``None`` for an empty file; ReplayError if it
+    cannot be read."""
+    with open_binary(path) as binary:
         reader = _csv_reader(binary)
         try:
-            header = next(reader)
+            return next(reader)
         except StopIteration:
             return None
         except (csv.Error, EOFError, OSError, zlib.error) as err:
             raise ReplayError(f"{path}: cannot read the CSV header: {err}") from None
-        return _column_positions(path, header, mapping)
 
 
-def _read_csv(
-    path: Path, mapping: Mapping[str, str | None], report: BadLineHandler
-) -> Iterator[Tweet]:
-    positions = _csv_header_positions(path, mapping)
-    if positions is None:
-        return
-    with _open_binary(path) as binary:
+def csv_records(path: Path, report: BadLineHandler) -> Iterator[tuple[int, list[str]]]:
+    """(first line number, cells) of every record of a CSV file (gzip or not), the header first.
+    Blank records are skipped; a record the csv module cannot parse, or with bytes that are not
+    UTF-8, is reported and skipped; a truncated gzip member ends the records where it broke."""
+    with open_binary(path) as binary:
         reader = _csv_reader(binary)
-        next(reader)  # the header, already checked
-        synthetic_ids = mapping.get("id") is None
-        previous_end = reader.line_num
+        previous_end = 0
         while True:
             start = previous_end + 1
             try:
@@ -247,12 +256,34 @@ def _read_csv(
             previous_end = reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
-            try:
-                tweet = _row_to_tweet(row, positions, synthetic_ids, f"{path.name}:{start}")
-            except (ValueError, IndexError) as err:
-                report(start, str(err))
+            if any(_SURROGATE.search(cell) for cell in row):
+                report(start, "not UTF-8")
                 continue
-            yield tweet
+            yield start, row
+
+
+def _csv_header_positions(path: Path, mapping: Mapping[str, str | None]) -> dict[str, int] | None:
+    """Column positions from the header, ``None`` for an empty file; ReplayError if unusable."""
+    header = csv_header(path)
+    return None if header is None else _column_positions(path, header, mapping)
+
+
+def _read_csv(
+    path: Path, mapping: Mapping[str, str | None], report: BadLineHandler
+) -> Iterator[Tweet]:
+    positions = _csv_header_positions(path, mapping)
+    if positions is None:
+        return
+    synthetic_ids = mapping.get("id") is None
+    records = csv_records(path, report)
+    next(records, None)  # the header, already checked
+    for start, row in records:
+        try:
+            tweet = _row_to_tweet(row, positions, synthetic_ids, f"{path.name}:{start}")
+        except (ValueError, IndexError) as err:
+            report(start, str(err))
+            continue
+        yield tweet
 
 
 def _column_positions(
@@ -279,9 +310,6 @@ def _column_positions(
 def _row_to_tweet(
     row: list[str], positions: Mapping[str, int], synthetic_ids: bool, synthetic_id: str
 ) -> Tweet:
-    if any(_SURROGATE.search(cell) for cell in row):
-        raise ValueError("not UTF-8")
-
     def cell(field_name: str) -> str | None:
         position = positions.get(field_name)
         if position is None:
@@ -337,24 +365,26 @@ def _author(
 
 
 def paced(
-    tweets: Iterable[Tweet],
+    records: Iterable[T],
     *,
     speed: float | None = None,
     rate_per_s: float | None = None,
     max_gap_s: float | None = None,
     restamp: bool = False,
     stop: StopSignal | None = None,
+    at: Callable[[T], datetime] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     now: Callable[[], datetime] = utc_now,
-) -> Iterator[Tweet]:
-    """Yield ``tweets`` spaced out in time.
+) -> Iterator[T]:
+    """Yield ``records`` (tweets unless ``at`` says otherwise) spaced out in time.
 
-    ``speed=X`` reproduces the original gaps between ``created_at`` values divided by X (a
-    timestamp going backwards counts as no gap); ``rate_per_s=R`` spaces tweets evenly at R per
-    second; neither means as fast as possible. ``max_gap_s`` caps any single (scaled) gap, for
-    files with holes. ``restamp=True`` sets each ``created_at`` to ``now()`` as it is yielded.
-    With ``stop``, the waits are the stop's: a stop ends the stream at once.
+    ``speed=X`` reproduces the original gaps between the records' times (``at(record)``; a
+    tweet's ``created_at`` by default) divided by X (a time going backwards counts as no gap);
+    ``rate_per_s=R`` spaces records evenly at R per second; neither means as fast as possible.
+    ``max_gap_s`` caps any single (scaled) gap, for files with holes. ``restamp=True`` sets each
+    tweet's ``created_at`` to ``now()`` as it is yielded. With ``stop``, the waits are the
+    stop's: a stop ends the stream at once.
     """
     if speed is not None and rate_per_s is not None:
         raise ValueError("pace by `speed` or by `rate_per_s`, not both")
@@ -362,19 +392,21 @@ def paced(
         raise ValueError(f"speed must be > 0, got {speed}")
     if rate_per_s is not None and rate_per_s <= 0:
         raise ValueError(f"rate_per_s must be > 0, got {rate_per_s}")
+    time_of: Callable[[T], datetime] = at if at is not None else operator.attrgetter("created_at")
     start: float | None = None
-    # Seconds after `start` at which the next tweet is due. Scheduling against a fixed start
+    # Seconds after `start` at which the next record is due. Scheduling against a fixed start
     # (rather than sleeping each gap) keeps time spent by the consumer from accumulating as drift.
     due_offset = 0.0
     latest_event: datetime | None = None
-    for tweet in tweets:
+    for record in records:
         if start is None:
             start = clock()
-            latest_event = tweet.created_at
+            latest_event = time_of(record)
         elif speed is not None:
             assert latest_event is not None
-            gap = max(timedelta(0), tweet.created_at - latest_event).total_seconds() / speed
-            latest_event = max(latest_event, tweet.created_at)
+            event = time_of(record)
+            gap = max(timedelta(0), event - latest_event).total_seconds() / speed
+            latest_event = max(latest_event, event)
             due_offset += gap if max_gap_s is None else min(gap, max_gap_s)
         elif rate_per_s is not None:
             due_offset += 1.0 / rate_per_s
@@ -386,5 +418,5 @@ def paced(
                 elif stop.wait(delay):
                     return
         if restamp:
-            tweet = msgspec.structs.replace(tweet, created_at=now())
-        yield tweet
+            record = cast(Any, msgspec.structs.replace(cast(Any, record), created_at=now()))
+        yield record

@@ -6,8 +6,9 @@ says by its kind what the caller should do with it:
 - `FatalError`: retrying cannot help (a wrong setting, a missing topic or bucket, refused
   credentials, an unreadable file). The command prints it as one line and exits non-zero.
 - Errors deriving from `CryptosentError` directly are outcomes handled where they are raised:
-  `model.InvalidTweet` (the message is dead-lettered), `sinks.offsets.StaleBatch` (the processor
-  reloads the stored offsets).
+  `model.InvalidTweet` and `model.InvalidPrice` (the message is dead-lettered),
+  `sinks.offsets.StaleBatch` (the processor reloads the stored offsets), an exchange feed's
+  `Reconnect` notice.
 
 ``str(err)`` is always one line: what failed, where, and what to do about it. Retry decisions
 read the kind (``except TransientError``), never a list of concrete classes.

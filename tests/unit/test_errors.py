@@ -16,7 +16,10 @@ from cryptosent.errors import CryptosentError, FatalError, TransientError, one_l
 
 SRC = Path(cryptosent.__file__).parent
 # handled where raised: not retried, not shown to a user as a failure
-OUTCOMES = {"InvalidTweet", "StaleBatch", "MalformedMessage"}
+OUTCOMES = {
+    "InvalidTweet", "InvalidPrice", "StaleBatch", "MalformedMessage", "Reconnect",
+    "StoppedConnecting",
+}  # fmt: skip
 
 
 def error_classes() -> list[type[BaseException]]:

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
-from cryptosent.errors import FatalError
+from cryptosent.errors import CryptosentError, FatalError
 from cryptosent.model import PriceTick, utc_now
 from cryptosent.runtime import Backoff, StopSignal, until_stopped
 from cryptosent.sources.base import Source
@@ -49,12 +49,14 @@ class ExchangeError(FatalError):
     from this location, a wrong URL. ``str()`` is one line with the exchange's own words."""
 
 
-class Reconnect(Exception):  # a signal to the session loop, not an error
-    """The exchange announced it will close this connection (maintenance): reconnect now."""
+class Reconnect(CryptosentError):
+    """The exchange announced it will close this connection (maintenance): reconnect now.
+
+    Handled where raised: the session ends and the feed reconnects at once."""
 
 
-class _Stopped(Exception):
-    """The stop came while connecting."""
+class StoppedConnecting(CryptosentError):
+    """The stop came while connecting. Handled where raised: the feed ends."""
 
 
 @dataclass
@@ -221,11 +223,11 @@ class ExchangeSource(Source[PriceTick], ABC):
             return until_stopped(
                 self.stop,
                 lambda: self._connect(url),
-                stopped=_Stopped,
+                stopped=StoppedConnecting,
                 discard=lambda ws: ws.close(),
                 what=f"{self.name}-connect",
             )
-        except _Stopped:
+        except StoppedConnecting:
             return None
 
     def _session(self) -> Generator[PriceTick, None, str | None]:

@@ -1,4 +1,5 @@
-"""`cryptosent demo`: the main job on one machine — stack, generator, processor, dashboard.
+"""`cryptosent demo`: the main job on one machine — stack, generator, mock prices, processor,
+dashboard. The generator's posts and the mock prices follow one mock market (docs/market.md).
 
 Each part runs as its own process (as it would in production), with its output in
 `.stack/logs/demo-<part>.log`; the demo shows one live status table and stops everything it
@@ -86,11 +87,13 @@ def demo_settings(settings: Settings) -> dict[str, object]:
 
 
 def parts(settings: Settings, rate: str, port: int, settings_file: Path) -> list[Part]:
-    """The generator, the processor and the dashboard, each reading settings_file."""
+    """The generator, the mock price feed, the processor and the dashboard, each reading
+    settings_file (so the posts and the prices follow the same mock market)."""
     cli = [sys.executable, "-m", "cryptosent", "--settings", str(settings_file)]
     logs = settings.stack_dir / "logs"
     return [
         Part("generator", [*cli, "generate", "--rate", rate], logs / "demo-generator.log"),
+        Part("prices", [*cli, "prices", "mock"], logs / "demo-prices.log"),
         Part("processor", [*cli, "process", "--verbose"], logs / "demo-processor.log"),
         Part("dashboard", [*cli, "dashboard", "--port", str(port)], logs / "demo-dashboard.log"),
     ]

@@ -32,8 +32,8 @@ def demo(
     chosen_port = port or settings.dashboard_port
     url = f"http://localhost:{chosen_port}"
     out.print(
-        f"[bold]cryptosent demo[/]: generator at {rate} -> Kafka -> processor -> PostgreSQL + "
-        f"S3 lake -> dashboard on [bold cyan]{url}[/]  (Ctrl-C stops everything)"
+        f"[bold]cryptosent demo[/]: generator at {rate} + mock prices -> Kafka -> processor -> "
+        f"PostgreSQL + S3 lake -> dashboard on [bold cyan]{url}[/]  (Ctrl-C stops everything)"
     )
 
     def table(running: list[Part], status: DemoStatus) -> Table:

@@ -283,23 +283,32 @@ impl Student {
         Ok(Student { hashed, dense, bias: [bias[0], bias[1], bias[2]], temperature })
     }
 
-    /// (neg, neu, pos, explanation) per (text, lowered text, 12 dense features).
+    /// (neg, neu, pos, explanation) per (text, lowered text, 12 dense features); without
+    /// `explain` the explanation is left empty (the processor derives it only when shown).
+    #[pyo3(signature = (items, explain = true))]
     fn judge_many(
         &self,
         py: Python<'_>,
         items: Vec<(String, String, Vec<f64>)>,
+        explain: bool,
     ) -> PyResult<Vec<(f64, f64, f64, Vec<String>)>> {
         py.detach(|| {
             items
                 .iter()
-                .map(|(original, lowered, dense)| self.judge(original, lowered, dense))
+                .map(|(original, lowered, dense)| self.judge(original, lowered, dense, explain))
                 .collect()
         })
     }
 }
 
 impl Student {
-    fn judge(&self, original: &str, lowered: &str, dense: &[f64]) -> PyResult<(f64, f64, f64, Vec<String>)> {
+    fn judge(
+        &self,
+        original: &str,
+        lowered: &str,
+        dense: &[f64],
+        explain: bool,
+    ) -> PyResult<(f64, f64, f64, Vec<String>)> {
         if dense.len() != DENSE {
             return Err(PyValueError::new_err("expected 12 dense features"));
         }
@@ -326,6 +335,9 @@ impl Student {
         let total: f64 = exps.iter().sum();
         let (neg, neu, pos) = (round4(exps[0] / total), round4(exps[1] / total), round4(exps[2] / total));
         let chosen = if pos >= neu && pos >= neg { 2 } else if neg >= neu { 0 } else { 1 };
+        if !explain {
+            return Ok((neg, neu, pos, Vec::new()));
+        }
         let mut ranked: Vec<(f64, Source)> = Vec::new();
         for (index, src) in &features {
             if !matches!(src, Source::Other) {

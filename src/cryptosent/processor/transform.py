@@ -155,7 +155,7 @@ def score_tweets(
     vader_all = score_batch(vader, texts)
     judge = getattr(default, "judge_many", None)
     if judge is not None:
-        judgements = judge(texts, [tweet.lang for tweet in tweets], vader=vader_all)
+        judgements = judge(texts, [tweet.lang for tweet in tweets], vader=vader_all, explain=False)
         default_all = [j.scores for j in judgements]
         cols["label"] = [j.label for j in judgements]
         cols["confidence"] = [j.confidence for j in judgements]

@@ -113,9 +113,11 @@ class LearnedAnalyzer:
         texts: Sequence[str],
         langs: Sequence[str | None] | None = None,
         vader: Sequence[Scores] | None = None,
+        explain: bool = True,
     ) -> list[Judgement]:
         """One judgement per text; ``langs``: the languages the sources declared, if any;
-        ``vader``: VADER's scores of the texts when the caller has them already."""
+        ``vader``: VADER's scores of the texts when the caller has them already; without
+        ``explain`` the explanations stay empty (cheaper: the stream stores no explanation)."""
         vader, crypto = _lexicons(texts, vader)
         declared = langs if langs is not None else [None] * len(texts)
         out: list[Judgement] = [UNSCORED] * len(texts)
@@ -124,19 +126,20 @@ class LearnedAnalyzer:
         if slow:
             todo = [i for i in todo if _utf8(texts[i])]
             for i in slow:
-                out[i] = self.model.judge(texts[i], vader[i], crypto[i])
+                out[i] = self.model.judge(texts[i], vader[i], crypto[i], explain)
         if self.native is not None:
             from cryptosent.analysis.learned.judgement import scores_from_probs
 
             items = [
                 (texts[i], texts[i].lower(), dense_features(vader[i], crypto[i])) for i in todo
             ]
-            for i, (neg, neu, pos, why) in zip(todo, self.native.judge_many(items), strict=True):
+            judged = self.native.judge_many(items, explain)
+            for i, (neg, neu, pos, why) in zip(todo, judged, strict=True):
                 scores, name = scores_from_probs(neg, neu, pos)
                 out[i] = Judgement(scores, name, (neg, neu, pos), tuple(why))
         else:
             for i in todo:
-                out[i] = self.model.judge(texts[i], vader[i], crypto[i])
+                out[i] = self.model.judge(texts[i], vader[i], crypto[i], explain)
         return out
 
     def scores_many(self, texts: Sequence[str]) -> list[Scores]:
@@ -161,6 +164,7 @@ class TeacherAnalyzer:
         texts: Sequence[str],
         langs: Sequence[str | None] | None = None,
         vader: Sequence[Scores] | None = None,
+        explain: bool = True,
     ) -> list[Judgement]:
         """One judgement per text; ``langs``: the languages the sources declared, if any;
         ``vader``: VADER's scores of the texts when the caller has them already."""

@@ -62,6 +62,8 @@ def scorable(text: str, declared: str | None = None) -> bool:
             return True
         if code not in ("und", "qme", "qht", "zxx", "art", "qam", "qct"):
             return False
+    if text.isascii():
+        return True
     foreign = trained = 0
     for ch in text:
         if ch.isascii():

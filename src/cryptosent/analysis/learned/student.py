@@ -69,7 +69,7 @@ class StudentModel:
             w["hashed"].astype(np.float32), w["dense"], w["bias"], float(w["temperature"][0])
         )
 
-    def judge(self, text: str, vader: Scores, crypto: Scores) -> Judgement:
+    def judge(self, text: str, vader: Scores, crypto: Scores, explain: bool = True) -> Judgement:
         """Probabilities, scores, label and explanation for one text (pure Python)."""
         features: dict[int, str] = {}
         for f in feature_strings(text):
@@ -90,6 +90,8 @@ class StudentModel:
                     logits[c] += value * float(self.dense[i, c])
         probs = softmax3(logits, self.temperature)
         scores, name = scores_from_probs(*probs)
+        if not explain:
+            return Judgement(scores, name, probs)
         chosen = CLASSES.index(name)
         ranked = []
         for index, feature in features.items():

@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     x_api_url: str = "https://api.x.com"
     jetstream_url: str = "wss://jetstream2.us-east.bsky.network/subscribe"
 
+    # --- Mock feed (cryptosent generate) --------------------------------------------------------
+    # share of generated posts that belong to coordinated shill campaigns (docs/campaigns.md)
+    mock_campaign_share: float = Field(default=0.05, ge=0, le=0.5)
+
     # --- Prices (cryptosent prices) --------------------------------------------------------------
     # coins the live exchange feeds subscribe to, comma-separated tickers of the coin catalogue
     price_coins: str = "BTC,ETH,SOL,XRP,DOGE,ADA,AVAX,LINK,LTC,DOT"

@@ -1,0 +1,746 @@
+"""Bots, spam and coordinated campaigns: near-duplicate posts from many accounts in a short window.
+
+A *campaign* is a cluster of near-identical posts (one template with small edits: other cashtags,
+emoji, numbers, links, @mentions) written by many distinct accounts within ``window`` seconds,
+most of them accounts of little reach. A post is *spam* when it belongs to a campaign or its
+account behaves like a bot in the window (the same text again and again; mostly links from an
+account of little reach; a link-only post from one).
+
+How, per batch (docs/campaigns.md has the reasoning and the measured figures):
+
+1. **Normalise** all texts of the batch at once: lower case; links, @mentions, cashtags, hashtags
+   and numbers become one placeholder each, emoji and punctuation become spaces, letter runs
+   are cut to two ("mooon" = "moon"). Template edits then leave the text (nearly) unchanged.
+2. **Sign**: character 5-gram shingles of the normalised text, hashed with a fixed mixing function
+   (the same in every process, unlike Python's ``hash``), summarised by a one-permutation MinHash
+   of ``BINS`` values (Li, Owen, Zhang 2012): one hash per shingle instead of one per shingle and
+   permutation, all of it numpy over the whole batch. Empty bins are kept as such; similarity is
+   estimated over the bins filled in either text.
+3. **Cluster** with LSH: ``BANDS`` bands of ``ROWS`` values (a band whose bins are all empty is
+   left out). A post that shares a band with the last kept post that had it, or with the first
+   post of the batch that has it, is linked to that post when their estimated Jaccard similarity
+   reaches ``threshold``; clusters are the connected components, named by their oldest member,
+   and clusters that a new post links are merged. Posts with fewer than ``min_words`` words
+   ("gm", "LFG $SOL") and retweets are never clustered.
+4. **Decide** per cluster: at least ``min_accounts`` distinct accounts, and the share of
+   low-reach accounts (fewer than ``low_followers`` followers, not verified) is high with
+   confidence (Wilson lower bound >= ``low_reach_share``), so a headline quoted by many real
+   people or a popular phrase stays organic.
+
+The campaign id is the id of the cluster's earliest post (by ``created_at``, then id), prefixed
+``c``: the same whichever batches the posts came in and in whichever order. Flags of posts still
+in the window are revised when a cluster grows into a campaign, clusters merge, an earlier post
+renames a campaign, or an account turns out to be a bot; ``observe`` returns those revisions.
+Observing a kept post again is a no-op, so a replay, or a detector rebuilt by observing the
+stored posts of the last ``window``, gives the same answers; a post that already left the window
+is taken as new.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from cryptosent.model import Tweet
+
+__all__ = [
+    "BANDS",
+    "BINS",
+    "ROWS",
+    "SHINGLE",
+    "CampaignDetector",
+    "Flag",
+    "Observation",
+    "Post",
+    "Signatures",
+    "estimated_similarity",
+    "normalise",
+    "post_from_tweet",
+    "sign",
+]
+
+SHINGLE: Final = 5
+"""Characters per shingle."""
+BINS: Final = 32
+"""Values per MinHash signature (one-permutation hashing into this many bins)."""
+BANDS: Final = 8
+ROWS: Final = 4
+"""LSH: ``BANDS`` bands of ``ROWS`` signature values each (BANDS * ROWS == BINS)."""
+
+_U64 = np.uint64
+_BIN_BITS: Final = 5  # log2(BINS)
+_EMPTY: Final = _U64(2**64 - 1)
+_VALUE_MASK: Final = _U64((1 << (64 - _BIN_BITS)) - 1)
+_ROLL: Final = _U64(0x100000001B3)
+_BAND_MULT: Final = np.array(
+    [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93], dtype=_U64
+)
+_ROW_MULT: Final = _BAND_MULT[:ROWS].copy()
+_BAND_SALT: Final = np.arange(1, BANDS + 1, dtype=_U64) * _U64(0x9E3779B97F4A7C15)
+_NEWLINE: Final = 10
+_SPACE: Final = 32
+# placeholders of normalised text: link, @mention, cashtag, hashtag (numbers become "0")
+_LINK, _MENTION, _CASHTAG, _HASHTAG = (ord(c) for c in "~@$#")
+
+_URL_RE: Final = re.compile(r"https?://\S+|www\.\S+")
+_MENTION_RE: Final = re.compile(r"@\w+")
+_CASHTAG_RE: Final = re.compile(r"\$[^\W\d_]\w*")
+_HASHTAG_RE: Final = re.compile(r"#\w+")
+_NUMBER_RE: Final = re.compile(r"\d[\d.,:]*")
+
+U64Array = npt.NDArray[np.uint64]
+
+
+class Signatures(NamedTuple):
+    """What ``sign`` computes for a batch of texts, one row per text."""
+
+    minhash: U64Array
+    """(n, BINS) one-permutation MinHash values (``2**64 - 1``: an empty bin)."""
+    bands: U64Array
+    """(n, BANDS) LSH keys (band index mixed in, so one dictionary holds all bands; 0: none)."""
+    text_key: U64Array
+    """(n,) one hash of the whole signature: equal for texts equal once normalised."""
+    words: npt.NDArray[np.int64]
+    """(n,) words of the normalised text that are not placeholders or numbers."""
+    links: npt.NDArray[np.int64]
+    """(n,) links in the text."""
+
+
+def _mix(h: U64Array) -> U64Array:
+    """splitmix64's finaliser, elementwise: a fixed, well-spread 64-bit hash."""
+    h = h ^ (h >> _U64(30))
+    h = h * _U64(0xBF58476D1CE4E5B9)
+    h = h ^ (h >> _U64(27))
+    h = h * _U64(0x94D049BB133111EB)
+    return h ^ (h >> _U64(31))
+
+
+def _substitute(texts: Sequence[str]) -> str:
+    """The batch as one lower-case string, texts on their own lines, placeholders substituted."""
+    joined = "\n".join(texts)
+    if joined.count("\n") != len(texts) - 1:
+        joined = "\n".join(t.replace("\n", " ").replace("\r", " ") for t in texts)
+    s = joined.lower()
+    s = _URL_RE.sub(" ~ ", s)
+    s = _MENTION_RE.sub(" @ ", s)
+    s = _CASHTAG_RE.sub(" $ ", s)
+    s = _HASHTAG_RE.sub(" # ", s)
+    return _NUMBER_RE.sub("0", s)
+
+
+def _codepoints(texts: Sequence[str]) -> npt.NDArray[np.uint32]:
+    """Normalised codepoints of the batch: words, single spaces, one newline between texts."""
+    c = np.frombuffer(_substitute(texts).encode("utf-32-le"), dtype=np.uint32)
+    c = c[(c != 0x27) & (c != 0x2019)]  # apostrophes join: "don't" = "dont"
+    ascii_word = np.zeros(128, dtype=bool)
+    for ch in "abcdefghijklmnopqrstuvwxyz0123456789~@$#\n":
+        ascii_word[ord(ch)] = True
+    low = c < 128
+    word = np.where(low, ascii_word[np.minimum(c, 127)], True)
+    # symbols, punctuation, arrows, dingbats, CJK punctuation, emoji and their modifiers
+    word &= ~(((c >= 0x2000) & (c < 0x3040)) | (c >= 0x1F000) | ((c >= 0xFE00) & (c < 0xFE10)))
+    word &= (c != 0xD7) & (c != 0xF7) & ~((c >= 0x80) & (c < 0xC0))
+    fullwidth = (c >= 0xFF01) & (c < 0xFF66)  # fullwidth punctuation, not fullwidth letters
+    word &= ~(fullwidth & ~(((c >= 0xFF10) & (c < 0xFF1A)) | ((c >= 0xFF21) & (c < 0xFF3B))
+                            | ((c >= 0xFF41) & (c < 0xFF5B))))  # fmt: skip
+    c[~word] = _SPACE
+    # drop a space after a space or a line break, and the third of three equal characters
+    prev = np.concatenate(([_NEWLINE], c[:-1]))
+    prev2 = np.concatenate(([_NEWLINE, _NEWLINE], c[:-2]))
+    keep = ~((c == _SPACE) & ((prev == _SPACE) | (prev == _NEWLINE)))
+    keep &= ~((c == prev) & (c == prev2))
+    c = c[keep]
+    # and a space before a line break or at the very end
+    nxt = np.concatenate((c[1:], [_NEWLINE]))
+    out: npt.NDArray[np.uint32] = c[~((c == _SPACE) & (nxt == _NEWLINE))]
+    return out
+
+
+def normalise(texts: Sequence[str]) -> list[str]:
+    """The normalised form of each text (what the shingles are taken from)."""
+    if not texts:
+        return []
+    return _codepoints(texts).tobytes().decode("utf-32-le").split("\n")
+
+
+def sign(texts: Sequence[str]) -> Signatures:
+    """MinHash signatures, LSH band keys and word counts of a batch of texts (pure, no state)."""
+    n = len(texts)
+    if n == 0:
+        empty = np.zeros(0, dtype=_U64)
+        zero = np.zeros(0, dtype=np.int64)
+        return Signatures(np.zeros((0, BINS), dtype=_U64), np.zeros((0, BANDS), dtype=_U64),
+                          empty, zero, zero)  # fmt: skip
+    c = _codepoints(texts)
+    newline = c == _NEWLINE
+    before = np.concatenate(([0], np.cumsum(newline)))  # line breaks before each position
+    doc_of = before[:-1]
+
+    # words (not placeholders or numbers) and links per text
+    content = ~newline & (c != _SPACE) & (c != ord("0"))
+    content &= (c != _LINK) & (c != _MENTION) & (c != _CASHTAG) & (c != _HASHTAG)
+    starts = content & ~np.concatenate(([False], content[:-1]))
+    words = np.bincount(doc_of[starts], minlength=n).astype(np.int64)
+    links = np.bincount(doc_of[c == _LINK], minlength=n).astype(np.int64)
+
+    # shingles: rolling hash of SHINGLE codepoints, none across a line break
+    m = len(c) - SHINGLE + 1
+    if m > 0:
+        c64 = c.astype(_U64)
+        h = np.zeros(m, dtype=_U64)
+        for j in range(SHINGLE):
+            h = h * _ROLL + c64[j : j + m]
+        h = _mix(h)
+        valid = before[SHINGLE : SHINGLE + m] == before[:m]
+        h, doc = h[valid], doc_of[:m][valid]
+    else:
+        h, doc = np.zeros(0, dtype=_U64), np.zeros(0, dtype=np.int64)
+
+    # one-permutation hashing: the top bits pick the bin, the minimum of the rest is kept
+    flat = np.full(n * BINS, _EMPTY, dtype=_U64)
+    slot = doc.astype(np.intp) * BINS + (h >> _U64(64 - _BIN_BITS)).astype(np.intp)
+    np.minimum.at(flat, slot, h & _VALUE_MASK)
+    sig = flat.reshape(n, BINS)
+
+    rows = sig.reshape(n, BANDS, ROWS) * _ROW_MULT  # wraps around 2**64, as meant
+    bands = _mix(np.add.reduce(rows, axis=2, dtype=_U64) + _BAND_SALT)
+    # a band of empty bins says nothing: short texts would all share it
+    bands[(sig == _EMPTY).reshape(n, BANDS, ROWS).all(axis=2)] = 0
+    text_key = _mix(np.bitwise_xor.reduce(bands * _ROW_MULT[0], axis=1))
+    return Signatures(sig, bands, text_key, words, links)
+
+
+def estimated_similarity(a: U64Array, b: U64Array) -> float:
+    """Estimated Jaccard similarity of the shingle sets behind two signatures: equal bins among
+    those that are not empty in both (the one-permutation estimator of Li, Owen and Zhang)."""
+    both_empty = int(np.count_nonzero((a == _EMPTY) & (b == _EMPTY)))
+    if both_empty == BINS:
+        return 0.0
+    return (int(np.count_nonzero(a == b)) - both_empty) / (BINS - both_empty)
+
+
+class Post(NamedTuple):
+    """What the detector needs to know of one post."""
+
+    id: str
+    author_id: str
+    created_at: float
+    """Seconds since the epoch (``datetime.timestamp()``)."""
+    text: str
+    followers: int | None = None
+    verified: bool = False
+    retweet: bool = False
+    """A retweet repeats someone else's words: never clustered, never counted as a repeat."""
+
+
+def post_from_tweet(tweet: Tweet) -> Post:
+    """The detector's view of a contract tweet (an unknown author counts as its own account)."""
+    author = tweet.author
+    author_id = (author.id or author.username) if author else None
+    return Post(
+        id=tweet.id,
+        author_id=author_id or f"?{tweet.id}",
+        created_at=tweet.created_at.timestamp(),
+        text=tweet.text,
+        followers=author.followers if author else None,
+        verified=bool(author.verified) if author else False,
+        retweet=tweet.retweet_of is not None,
+    )
+
+
+class Flag(NamedTuple):
+    """The detector's verdict on one post."""
+
+    id: str
+    spam: bool
+    campaign_id: str | None
+
+
+class Observation(NamedTuple):
+    """What ``observe`` returns for a batch."""
+
+    flags: list[Flag]
+    """One flag per post of the batch, in its order (a repeated id gets its current flag)."""
+    revisions: list[Flag]
+    """Earlier posts whose flags changed with this batch (each id once, the newest flag)."""
+
+
+def _wilson_lower(successes: int, n: int, z: float = 1.645) -> float:
+    """Lower end of the one-sided 95 % Wilson interval of a proportion."""
+    if n == 0:
+        return 0.0
+    p = successes / n
+    z2 = z * z
+    centre = p + z2 / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return (centre - spread) / (1 + z2 / n)
+
+
+@dataclass(slots=True)
+class _Cluster:
+    earliest: tuple[float, str]  # (created_at, id) of its earliest post: names the campaign
+    members: list[int] = field(default_factory=list)  # seqs (some may have left the window)
+    accounts: int = 0  # distinct accounts among the kept posts
+    low: int = 0  # of them, of low reach
+    campaign: bool = False
+
+
+class CampaignDetector:
+    """Streaming spam and campaign flags; call ``observe`` once per batch (see module docstring).
+
+    Kept posts live in ring buffers indexed by arrival number (``seq``), so a batch costs what
+    its own posts cost: numpy over the batch's columns, a few dictionary steps per post."""
+
+    def __init__(
+        self,
+        *,
+        window: float = 900.0,
+        threshold: float = 0.6,
+        min_accounts: int = 5,
+        low_followers: int = 50,
+        low_reach_share: float = 0.4,
+        min_words: int = 5,
+        repeat_limit: int = 3,
+        link_limit: int = 5,
+        max_posts: int = 200_000,
+    ) -> None:
+        """Parameters (docs/campaigns.md has the measured effect of each).
+
+        ``window``: seconds within which a cluster's posts count together and flags stay revisable.
+        ``threshold``: estimated Jaccard similarity of normalised texts to join a cluster.
+        ``min_accounts``: distinct accounts a cluster needs to be a campaign.
+        ``low_followers`` and ``low_reach_share``: an account below that many followers (and not
+        verified) is of low reach; a campaign's share of such accounts must be above the share
+        with 95 % confidence. ``min_words``: shorter posts are never clustered.
+        ``repeat_limit``: an account that posts the same text this many times in a row, in the
+        window and as half of its posts there at least, is a bot. ``link_limit``: so is a
+        low-reach account with this many posts in the window, four in five of them with a link.
+        ``max_posts``: posts kept for revisions at most (the oldest are let go first).
+        """
+        if not 0 < threshold <= 1:
+            raise ValueError("threshold must be in (0, 1]")
+        if min_accounts < 2 or window <= 0 or max_posts < 1:
+            raise ValueError("min_accounts must be at least 2, window and max_posts positive")
+        self.window = window
+        self.threshold = threshold
+        self.min_accounts = min_accounts
+        self.low_followers = low_followers
+        self.low_reach_share = low_reach_share
+        self.min_words = min_words
+        self.repeat_limit = repeat_limit
+        self.link_limit = link_limit
+        self.max_posts = max_posts
+        cap = max_posts
+        # ring buffers, slot = seq % cap, for the posts seq in [self._oldest, self._seq)
+        self._ids: list[str] = [""] * cap
+        self._ts = np.zeros(cap, dtype=np.float64)
+        self._author = np.zeros(cap, dtype=np.int64)
+        self._low = np.zeros(cap, dtype=bool)
+        self._link = np.zeros(cap, dtype=bool)
+        self._link_only = np.zeros(cap, dtype=bool)
+        self._repeat = np.zeros(cap, dtype=bool)  # same text as its author's previous post
+        self._cluster = np.full(cap, -1, dtype=np.int64)  # cluster label, -1: none
+        self._signature = np.zeros((cap, BINS), dtype=np.uint32)  # low bits suffice to compare
+        self._spam = np.zeros(cap, dtype=bool)  # the flag last returned
+        self._campaign = np.full(cap, -1, dtype=np.int64)  # campaign label last returned
+        self._seq = 0
+        self._merged: list[npt.NDArray[np.int64]] = []  # posts whose cluster was folded away
+        self._renamed: set[int] = set()  # clusters whose earliest post changed (and so its id)
+        self._oldest = 0
+        self._newest = -math.inf
+        self._slot_of: dict[str, int] = {}  # id -> seq, for the kept posts
+        self._buckets: dict[int, int] = {}  # LSH band key -> seq of the last post that had it
+        self._clusters: dict[int, _Cluster] = {}  # label (seq of its first post) -> cluster
+        self._pairs: dict[int, int] = {}  # (label << 24 | author) -> posts kept
+        self._author_code: dict[str, int] = {}
+        self._posts = np.zeros(1024, dtype=np.int64)  # by author: posts kept
+        self._links = np.zeros(1024, dtype=np.int64)  # with a link
+        self._repeats = np.zeros(1024, dtype=np.int64)  # repeating the previous text
+        self._last_text = np.zeros(1024, dtype=np.int64)
+        self._author_low = np.zeros(1024, dtype=bool)
+        self._bot = np.zeros(1024, dtype=bool)
+
+    # ------------------------------------------------------------------------------ public
+
+    def observe(self, posts: Sequence[Post]) -> Observation:
+        """Flag a batch (any order, any size); return its flags and revisions of earlier posts."""
+        slot_of = self._slot_of
+        fresh: list[Post] = []
+        batch_ids: set[str] = set()
+        for post in posts:
+            if post.id not in slot_of and post.id not in batch_ids:
+                batch_ids.add(post.id)
+                fresh.append(post)
+        revisions = self._observe(fresh) if fresh else []
+        seqs = [slot_of.get(post.id, -1) for post in posts]
+        slots = np.array(seqs, dtype=np.int64) % self.max_posts
+        spam = self._spam[slots].tolist()
+        labels = self._campaign[slots].tolist()
+        names = {label: self._campaign_id(label) for label in set(labels) if label >= 0}
+        flags = [
+            Flag(post.id, False, None)
+            if seq < 0
+            else Flag(post.id, is_spam, names[label] if label >= 0 else None)
+            for post, seq, is_spam, label in zip(posts, seqs, spam, labels, strict=True)
+        ]
+        return Observation(flags, revisions)
+
+    def campaigns(self) -> dict[str, list[str]]:
+        """Campaigns in the window: campaign id -> ids of its posts still kept."""
+        out: dict[str, list[str]] = {}
+        for label, cluster in self._clusters.items():
+            if cluster.campaign:
+                kept = [self._ids[s % self.max_posts] for s in cluster.members if s >= self._oldest]
+                if kept:
+                    out[self._campaign_id(label)] = kept
+        return out
+
+    def __len__(self) -> int:
+        """Posts kept (revisable)."""
+        return self._seq - self._oldest
+
+    # ------------------------------------------------------------------------------ a batch
+
+    def _observe(self, fresh: list[Post]) -> list[Flag]:
+        n = len(fresh)
+        if n > self.max_posts:
+            raise ValueError(f"a batch of {n} posts is more than max_posts={self.max_posts}")
+        self._make_room(n)
+        seqs = np.arange(self._seq, self._seq + n, dtype=np.int64)
+        slots = seqs % self.max_posts
+        self._seq += n
+        ts = np.array([p.created_at for p in fresh], dtype=np.float64)
+        authors = self._codes(fresh)
+        followers = np.array([p.followers or 0 for p in fresh], dtype=np.int64)
+        verified = np.array([p.verified for p in fresh], dtype=bool)
+        low = (followers < self.low_followers) & ~verified
+        # identical texts: Python's hash is fine here, only this process compares them
+        texts = np.array([hash(p.text) for p in fresh], dtype=np.int64)
+        original = ~np.array([p.retweet or p.text.startswith("RT @") for p in fresh], dtype=bool)
+        signatures = sign([p.text for p in fresh])
+        link = signatures.links > 0
+        ids = [p.id for p in fresh]
+        for post_id, seq, slot in zip(ids, seqs.tolist(), slots.tolist(), strict=True):
+            self._slot_of[post_id] = seq
+            self._ids[slot] = post_id
+        self._ts[slots] = ts
+        self._author[slots] = authors
+        self._low[slots] = low
+        self._link[slots] = link
+        self._link_only[slots] = link & (signatures.words <= 2)
+        self._signature[slots] = signatures.minhash.astype(np.uint32)
+        self._spam[slots] = False
+        self._campaign[slots] = -1
+        self._cluster[slots] = -1
+        self._newest = max(self._newest, float(ts.max()))
+
+        self._count_accounts(seqs, authors, low, link, texts)
+        eligible = np.flatnonzero(original & (signatures.words >= self.min_words))
+        touched = self._assign(seqs[eligible], ts[eligible], signatures.bands[eligible],
+                               signatures.minhash[eligible].astype(np.uint32))  # fmt: skip
+        changed_clusters, renamed = self._decide_clusters(touched)
+        changed_authors = self._decide_accounts(np.unique(authors))
+
+        # flags: this batch, and the kept posts of clusters and accounts whose verdict changed
+        revisit = [seqs, *self._merged]
+        self._merged = []
+        for label in changed_clusters + renamed:
+            members = np.array(self._clusters[label].members, dtype=np.int64)
+            revisit.append(members[members >= self._oldest])
+        if changed_authors:
+            kept = np.arange(self._oldest, self._seq - n, dtype=np.int64)
+            hit = np.isin(self._author[kept % self.max_posts], changed_authors)
+            revisit.append(kept[hit])
+        rows = np.unique(np.concatenate(revisit))
+        return self._reflag(rows, first_new=int(seqs[0]), renamed=renamed)
+
+    def _codes(self, fresh: list[Post]) -> npt.NDArray[np.int64]:
+        codes = self._author_code
+        out = []
+        for post in fresh:
+            code = codes.get(post.author_id)
+            if code is None:
+                code = codes[post.author_id] = len(codes)
+            out.append(code)
+        size = len(self._posts)
+        if len(codes) > size:
+            grow = max(size, len(codes) - size)
+            for name in ("_posts", "_links", "_repeats", "_last_text", "_author_low", "_bot"):
+                column = getattr(self, name)
+                setattr(self, name, np.concatenate((column, np.zeros(grow, dtype=column.dtype))))
+        return np.array(out, dtype=np.int64)
+
+    def _count_accounts(
+        self,
+        seqs: npt.NDArray[np.int64],
+        authors: npt.NDArray[np.int64],
+        low: npt.NDArray[np.bool_],
+        link: npt.NDArray[np.bool_],
+        texts: npt.NDArray[np.int64],
+    ) -> None:
+        """Per account: posts, posts with a link, posts repeating the account's previous text."""
+        np.add.at(self._posts, authors, 1)
+        np.add.at(self._links, authors, link)
+        self._author_low[authors] = low
+        # the previous text of each post's author: earlier in the batch, or before it
+        order = np.lexsort((seqs, authors))
+        a, t = authors[order], texts[order]
+        first = np.r_[True, a[1:] != a[:-1]]
+        previous = np.where(first, self._last_text[a], np.r_[0, t[:-1]])
+        repeat = np.empty(len(seqs), dtype=bool)
+        repeat[order] = (previous == t) & (self._posts[a] > 1)
+        last = np.r_[a[1:] != a[:-1], True]
+        self._last_text[a[last]] = t[last]
+        self._repeat[seqs % self.max_posts] = repeat
+        np.add.at(self._repeats, authors, repeat)
+
+    def _assign(
+        self,
+        seqs: npt.NDArray[np.int64],
+        ts: npt.NDArray[np.float64],
+        bands: U64Array,
+        sig: npt.NDArray[np.uint32],
+    ) -> set[int]:
+        """Cluster the batch's eligible posts: LSH candidates, verified, joined by components."""
+        m = len(seqs)
+        if m == 0:
+            return set()
+        cap = self.max_posts
+        keys = bands.ravel()
+        key_list = keys.tolist()
+        post_of_key = np.repeat(np.arange(m), BANDS)
+        usable = keys != 0
+
+        # 1. the last kept post of each band, from earlier batches
+        get = self._buckets.get
+        hits = np.fromiter(map(get, key_list, itertools.repeat(-1)), np.int64, len(key_list))
+        ok = usable & (hits >= self._oldest) & (hits < seqs[0])
+        hit_slot = np.where(ok, hits, 0) % cap
+        ok &= self._cluster[hit_slot] >= 0
+        ok &= np.abs(self._ts[hit_slot] - ts[post_of_key]) <= self.window
+        a_post, a_slot = post_of_key[ok], hit_slot[ok]
+        close = self._similar(sig[a_post], self._signature[a_slot])
+        old_post, old_label = a_post[close], self._cluster[a_slot[close]]
+
+        # 2. posts of this batch sharing a band: each against the first of them
+        order = np.lexsort((post_of_key, keys))
+        sorted_keys = keys[order]
+        starts = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
+        leader = order[np.flatnonzero(starts)[np.cumsum(starts) - 1]]
+        same = (order != leader) & (sorted_keys != 0)
+        b_post, b_lead = post_of_key[order[same]], post_of_key[leader[same]]
+        close = self._similar(sig[b_post], sig[b_lead])
+        close &= np.abs(ts[b_post] - ts[b_lead]) <= self.window
+
+        # 3. components; an earlier cluster's label (lower) wins, the oldest of several
+        value = seqs.copy()
+        np.minimum.at(value, old_post, old_label)
+        u, v = b_post[close], b_lead[close]
+        while len(u):
+            low = np.minimum(value[u], value[v])
+            before = value.copy()
+            np.minimum.at(value, u, low)
+            np.minimum.at(value, v, low)
+            if np.array_equal(before, value):
+                break
+        self._cluster[seqs % cap] = value
+        # earlier clusters that this batch joined become one, under the oldest label
+        joined = value[old_post] < old_label
+        for gone, into in sorted(
+            set(zip(old_label[joined].tolist(), value[old_post][joined].tolist(), strict=True))
+        ):
+            self._merge(gone, into)
+        self._buckets.update(zip(key_list, np.repeat(seqs, BANDS).tolist(), strict=True))
+        self._buckets.pop(0, None)
+
+        # cluster books: members, distinct accounts, low-reach accounts, earliest post
+        clusters, pairs = self._clusters, self._pairs
+        slots = seqs % cap
+        order = np.lexsort((seqs, value))
+        labels_sorted = value[order]
+        starts = np.flatnonzero(np.r_[True, labels_sorted[1:] != labels_sorted[:-1]])
+        ends = np.r_[starts[1:], m]
+        seq_sorted = seqs[order].tolist()
+        ts_sorted = ts[order].tolist()
+        key_sorted = labels_sorted << 24 | self._author[slots][order]
+        low_sorted = self._low[slots][order]
+        ids = self._ids
+        # distinct accounts per cluster: (label, account) pairs new to the window count once
+        keys, key_first, key_count = np.unique(key_sorted, return_index=True, return_counts=True)
+        key_list = keys.tolist()
+        before = np.fromiter(map(pairs.get, key_list, itertools.repeat(0)), np.int64, len(keys))
+        pairs.update(zip(key_list, (before + key_count).tolist(), strict=True))
+        new_pair = before == 0
+        new_labels = keys[new_pair] >> 24
+        new_low = np.asarray(low_sorted)[key_first[new_pair]]
+        touched: set[int] = set()
+        for label, start, end in zip(labels_sorted[starts].tolist(), starts.tolist(),
+                                     ends.tolist(), strict=True):  # fmt: skip
+            segment = seq_sorted[start:end]
+            first = min(
+                (t, ids[q % cap]) for t, q in zip(ts_sorted[start:end], segment, strict=True)
+            )
+            cluster = clusters.get(label)
+            if cluster is None:
+                cluster = clusters[label] = _Cluster(first)
+            elif first < cluster.earliest:
+                cluster.earliest = first
+                self._renamed.add(label)
+            cluster.members += segment
+            touched.add(label)
+        labels_new, accounts_new = np.unique(new_labels, return_counts=True)
+        low_labels, low_new = np.unique(new_labels[new_low], return_counts=True)
+        for label, count in zip(labels_new.tolist(), accounts_new.tolist(), strict=True):
+            clusters[label].accounts += count
+        for label, count in zip(low_labels.tolist(), low_new.tolist(), strict=True):
+            clusters[label].low += count
+        return touched
+
+    def _merge(self, gone: int, into: int) -> None:
+        """Fold cluster ``gone`` into ``into``: its kept posts, accounts and earliest post."""
+        clusters, pairs, cap = self._clusters, self._pairs, self.max_posts
+        source = clusters.pop(gone, None)
+        target = clusters.get(into)
+        if source is None or target is None:
+            return
+        members = np.array(source.members, dtype=np.int64)
+        members = members[members >= self._oldest]
+        slots = members % cap
+        self._cluster[slots] = into
+        for author, slot in zip(self._author[slots].tolist(), slots.tolist(), strict=True):
+            count = pairs.pop(gone << 24 | author, 0)
+            if count:
+                key = into << 24 | author
+                before = pairs.get(key, 0)
+                pairs[key] = before + count
+                if before == 0:
+                    target.accounts += 1
+                    target.low += bool(self._low[slot])
+        target.members = sorted(target.members + members.tolist())
+        if source.earliest < target.earliest:
+            target.earliest = source.earliest
+            self._renamed.add(into)
+        self._merged.append(members)
+
+    def _similar(
+        self, a: npt.NDArray[np.uint32], b: npt.NDArray[np.uint32]
+    ) -> npt.NDArray[np.bool_]:
+        """Row by row: estimated Jaccard similarity of two signature arrays >= threshold."""
+        if len(a) == 0:
+            return np.zeros(0, dtype=bool)
+        empty = np.uint32(0xFFFFFFFF)
+        both_empty = ((a == empty) & (b == empty)).sum(axis=1)
+        equal = (a == b).sum(axis=1) - both_empty
+        close: npt.NDArray[np.bool_] = equal >= self.threshold * np.maximum(BINS - both_empty, 1)
+        return close
+
+    def _decide_clusters(self, touched: set[int]) -> tuple[list[int], list[int]]:
+        """Recompute the campaign verdict of the clusters the batch added to; return those that
+        changed, and the campaigns whose name changed (an earlier post turned up)."""
+        changed, renamed = [], []
+        for label in touched:
+            cluster = self._clusters[label]
+            campaign = cluster.accounts >= self.min_accounts and (
+                _wilson_lower(cluster.low, cluster.accounts) >= self.low_reach_share
+            )
+            if campaign != cluster.campaign:
+                cluster.campaign = campaign
+                changed.append(label)
+            elif campaign and label in self._renamed:
+                renamed.append(label)
+        self._renamed.clear()
+        return changed, renamed
+
+    def _decide_accounts(self, authors: npt.NDArray[np.int64]) -> list[int]:
+        """Recompute the bot verdict of the accounts that posted in the batch; return changes."""
+        posts, links, repeats = self._posts[authors], self._links[authors], self._repeats[authors]
+        bot = ((repeats + 1 >= self.repeat_limit) & (2 * (repeats + 1) >= posts)) | (
+            self._author_low[authors] & (posts >= self.link_limit) & (5 * links >= 4 * posts)
+        )
+        changed = authors[bot != self._bot[authors]]
+        self._bot[authors] = bot
+        return changed.tolist()  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------------------------ flags
+
+    def _reflag(
+        self, seqs: npt.NDArray[np.int64], first_new: int, renamed: list[int]
+    ) -> list[Flag]:
+        """Recompute the flags of these kept posts; return those of earlier posts that changed."""
+        slots = seqs % self.max_posts
+        label = self._cluster[slots]
+        campaign_labels = [c for c in np.unique(label[label >= 0]).tolist()
+                           if self._clusters[c].campaign]  # fmt: skip
+        campaign = np.where(np.isin(label, campaign_labels), label, -1)
+        spam = (campaign >= 0) | self._bot[self._author[slots]]
+        spam |= self._link_only[slots] & self._low[slots]
+        changed = (seqs < first_new) & (
+            (spam != self._spam[slots])
+            | (campaign != self._campaign[slots])
+            | np.isin(campaign, renamed)
+        )
+        self._spam[slots] = spam
+        self._campaign[slots] = campaign
+        return [self._flag(seq) for seq in seqs[changed].tolist()]
+
+    def _campaign_id(self, label: int) -> str:
+        return "c" + self._clusters[label].earliest[1]
+
+    def _flag(self, seq: int) -> Flag:
+        slot = seq % self.max_posts
+        label = int(self._campaign[slot])
+        campaign = self._campaign_id(label) if label >= 0 else None
+        return Flag(self._ids[slot], bool(self._spam[slot]), campaign)
+
+    # ------------------------------------------------------------------------------ window
+
+    def _make_room(self, n: int) -> None:
+        """Let go of posts older than the window, and of the oldest while the ring is full."""
+        horizon = self._newest - self.window
+        cap = self.max_posts
+        end = self._oldest
+        while end < self._seq and (self._ts[end % cap] < horizon or self._seq + n - end > cap):
+            end += 1
+        if end == self._oldest:
+            return
+        seqs = np.arange(self._oldest, end, dtype=np.int64)
+        slots = seqs % cap
+        authors = self._author[slots]
+        np.subtract.at(self._posts, authors, 1)
+        np.subtract.at(self._links, authors, self._link[slots])
+        np.subtract.at(self._repeats, authors, self._repeat[slots])
+        pairs, clusters = self._pairs, self._clusters
+        for seq, slot, label, author in zip(seqs.tolist(), slots.tolist(),
+                                            self._cluster[slots].tolist(), authors.tolist(),
+                                            strict=True):  # fmt: skip
+            del self._slot_of[self._ids[slot]]
+            if label < 0:
+                continue
+            key = label << 24 | author
+            count = pairs[key] - 1
+            cluster = clusters.get(label)
+            if count:
+                pairs[key] = count
+            else:
+                del pairs[key]
+                if cluster is not None:
+                    cluster.accounts -= 1
+                    cluster.low -= bool(self._low[slot])
+            if cluster is not None and cluster.members and cluster.members[0] == seq:
+                # members are in seq order: drop those that left the window
+                cut = bisect.bisect_left(cluster.members, end)
+                del cluster.members[:cut]
+                if not cluster.members:
+                    del clusters[label]
+        self._oldest = end
+        if len(self._buckets) > 4 * BANDS * max(self._seq - self._oldest, 4096):
+            self._buckets = {k: s for k, s in self._buckets.items() if s >= end}

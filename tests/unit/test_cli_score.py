@@ -49,4 +49,5 @@ def test_bad_input_is_one_clear_line() -> None:
     )
     unknown = score("--analyzer", "textblob", stdin=b"x\n")
     assert unknown.returncode == 1
-    assert "--analyzer 'textblob': choose one of learned, teacher, crypto, vader" in unknown.stderr.decode()
+    expected = "--analyzer 'textblob': choose one of learned, teacher, crypto, vader"
+    assert expected in unknown.stderr.decode()

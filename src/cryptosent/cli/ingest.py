@@ -111,16 +111,17 @@ def generate(
     ] = None,
 ) -> None:
     """Produce realistic mock crypto tweets to Kafka (Ctrl-C flushes and stops)."""
+    from cryptosent.cli.prices import market_from
     from cryptosent.runtime import StopSignal
     from cryptosent.sources.mock_campaigns import mock_feed
 
-    share = get_settings().mock_campaign_share if campaigns is None else campaigns
+    settings = get_settings()
+    share = settings.mock_campaign_share if campaigns is None else campaigns
     rate_per_s = parse_rate(rate)
+    # the mock market of the settings: `prices mock` moves its prices by the same events
+    feed = mock_feed(seed, share, truth, market=market_from(settings))
     with StopSignal(duration) as stop:
-        run_ingest(
-            mock_feed(seed, share, truth), what="generate", rate_per_s=rate_per_s, stop=stop,
-            count=count,
-        )  # fmt: skip
+        run_ingest(feed, what="generate", rate_per_s=rate_per_s, stop=stop, count=count)
 
 
 def replay(

@@ -29,6 +29,7 @@ from typing import IO, Any, Final, NamedTuple
 from cryptosent.analysis.coins import COINS
 from cryptosent.model import Author, Metrics, Tweet, utc_now
 from cryptosent.sources.base import Source
+from cryptosent.sources.market import MarketScript
 from cryptosent.sources.mock import MockGenerator
 
 __all__ = ["SPAM_BOTS", "Campaign", "CampaignMock", "Label", "mock_feed", "truth_writer"]
@@ -349,10 +350,16 @@ def _bot_stems() -> frozenset[str]:
 _BOT_STEMS: Final = _bot_stems()
 
 
-def mock_feed(seed: int | None = None, share: float = 0.0, truth: Path | None = None) -> Source:
+def mock_feed(
+    seed: int | None = None,
+    share: float = 0.0,
+    truth: Path | None = None,
+    market: MarketScript | None = None,
+) -> Source:
     """What ``cryptosent generate`` sends: the mock feed, with campaigns when ``share`` > 0, its
-    ground truth written to ``truth`` as JSON Lines (see ``truth_writer``)."""
-    generator = MockGenerator(seed=seed)
+    ground truth written to ``truth`` as JSON Lines (see ``truth_writer``), its market events
+    from ``market`` (the one ``cryptosent prices mock`` follows too; default `mock_market()`)."""
+    generator = MockGenerator(seed=seed, market=market)
     if share <= 0 and truth is None:
         return generator
     if truth is None:

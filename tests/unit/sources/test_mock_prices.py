@@ -163,3 +163,20 @@ def test_mentions_and_price_moves_are_shifted_by_the_coins_lead(leader: str) -> 
     best = max(by_lag, key=lambda lag: by_lag[lag])
     assert abs(best - lead) <= 2, (coin, lead, by_lag)
     assert by_lag[best] > 0.3
+
+
+def test_generate_and_prices_mock_follow_the_settings_market() -> None:
+    from cryptosent.cli.prices import market_from
+    from cryptosent.config import Settings
+    from cryptosent.sources.mock_campaigns import mock_feed
+
+    settings = Settings(
+        mock_market_seed=5, mock_sentiment_lead_minutes=3, mock_price_lead_minutes=7
+    )
+    market = market_from(settings)
+    assert (market.seed, market.sentiment_lead_minutes, market.price_lead_minutes) == (5, 3, 7)
+    feed = mock_feed(1, 0.0, None, market=market)
+    assert isinstance(feed, MockGenerator) and feed.market is market
+    same = market_from(settings)
+    window = (START, START + timedelta(hours=1))
+    assert same.events_between(*window) == market.events_between(*window)

@@ -1,7 +1,8 @@
 """Campaign detection: precision and recall of campaign membership, organic posts flagged as spam,
 and the detector's cost per 1,000 tweets.
 
-Run: ``.venv/bin/python benchmarks/campaigns.py [--seeds 1 2 3 4 5] [--count 40000] [--speed]``
+Run: ``.venv/bin/python benchmarks/campaigns.py [--seeds 1 2 3 4 5] [--count 40000]
+[--rate 2000] [--batch 500] [--speed]``
 (numbers go to docs/campaigns.md by hand).
 
 Two kinds of data:
@@ -183,11 +184,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3, 4, 5])
     parser.add_argument("--count", type=int, default=40_000)
+    parser.add_argument("--rate", type=float, default=2_000, help="generated tweets a minute")
+    parser.add_argument("--batch", type=int, default=500, help="generated tweets a batch")
     parser.add_argument("--speed", action="store_true", help="also measure the cost per 1,000")
     args = parser.parse_args(argv)
     total = Scores()
     for seed in args.seeds:
-        scores = evaluate_generated(seed, args.count)
+        scores = evaluate_generated(seed, args.count, rate_per_min=args.rate, batch=args.batch)
         total += scores
         print(_line(f"generated, seed {seed}", scores))
     if args.seeds:

@@ -744,3 +744,30 @@ class CampaignDetector:
         self._oldest = end
         if len(self._buckets) > 4 * BANDS * max(self._seq - self._oldest, 4096):
             self._buckets = {k: s for k, s in self._buckets.items() if s >= end}
+        if len(self._author_code) > 2 * max(self.max_posts, 65_536):
+            self._forget_authors()
+
+    def _forget_authors(self) -> None:
+        """Drop the accounts with no kept post and renumber the others (codes stay < 2**24)."""
+        live = np.flatnonzero(self._posts[: len(self._author_code)] > 0)
+        renumber = np.full(len(self._posts), -1, dtype=np.int64)
+        renumber[live] = np.arange(len(live))
+        slots = np.arange(self._oldest, self._seq, dtype=np.int64) % self.max_posts
+        self._author[slots] = renumber[self._author[slots]]
+        self._author_code = {
+            name: int(renumber[code])
+            for name, code in self._author_code.items()
+            if renumber[code] >= 0
+        }
+        size = max(1024, 2 * len(live))
+        for name in ("_posts", "_links", "_repeats", "_last_text", "_author_low", "_bot"):
+            column = getattr(self, name)
+            fresh = np.zeros(size, dtype=column.dtype)
+            fresh[: len(live)] = column[live]
+            setattr(self, name, fresh)
+        mask = (1 << 24) - 1
+        self._pairs = {
+            (key >> 24) << 24 | int(renumber[key & mask]): count
+            for key, count in self._pairs.items()
+            if renumber[key & mask] >= 0
+        }

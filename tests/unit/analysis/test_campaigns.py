@@ -186,6 +186,25 @@ def test_posts_leave_the_window_and_the_ring() -> None:
         detector.observe(organic_posts(60, start=T0 + 10_000))
 
 
+def test_accounts_that_left_the_window_are_forgotten() -> None:
+    detector = CampaignDetector(window=10, max_posts=40)
+    first = campaign_posts(8, start=T0, prefix="a")
+    detector.observe(first)
+    for i in range(1, 60):  # 8 new accounts a batch, the window holds two batches
+        detector.observe(organic_posts(8, start=T0 + 6 * i, prefix=f"z{i}-"))
+    assert len(detector._author_code) <= 2 * 65_536
+    late = campaign_posts(8, start=T0 + 400, prefix="b")
+    flags = final(detector, [late])
+    assert {f.campaign_id for f in flags.values()} == {"cb0000"}
+    forgetful = CampaignDetector(window=10, max_posts=40)
+    forgetful.observe(first)
+    for i in range(1, 5):
+        forgetful.observe(organic_posts(8, start=T0 + 6 * i, prefix=f"z{i}-"))
+    forgetful._forget_authors()  # what happens once codes pile up
+    assert len(forgetful._author_code) <= 16
+    assert final(forgetful, [late]) == flags
+
+
 def test_post_from_tweet() -> None:
     tweet = decode_tweet(b'{"id": "1", "text": "hi", "created_at": "2026-01-01T00:00:00Z"}')
     post = post_from_tweet(tweet)

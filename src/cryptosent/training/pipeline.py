@@ -280,10 +280,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         str(out / "student.safetensors"),
     )
     manifest = {
-        "files": {
-            name: sha256(out / name)
+        "files": [
+            {"file": name, "sha256": sha256(out / name)}
             for name in ("student.safetensors", "teacher.safetensors", "tokenizer.json")
-        },
+        ],
         "trained_by": f"make model  (python -m cryptosent.training --epochs {args.epochs} "
         f"--seed {args.seed})",
         "bases": "src/cryptosent/training/requirements-base.txt",

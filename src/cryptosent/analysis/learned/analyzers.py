@@ -50,8 +50,9 @@ def manifest() -> dict[str, object]:
 def checked(name: str) -> Path:
     """The path of a model file after its SHA-256 matched the manifest."""
     path = models_dir() / name
-    files = manifest().get("files", {})
-    expected = files.get(name) if isinstance(files, dict) else None
+    files = manifest().get("files", [])
+    pinned = {f["file"]: f["sha256"] for f in files} if isinstance(files, list) else {}
+    expected = pinned.get(name)
     if not path.exists():
         raise ModelFileError(
             f"model file {path} is missing: reinstall cryptosent or run 'make model'"

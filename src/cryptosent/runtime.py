@@ -90,6 +90,9 @@ class StopSignal:
 
     GRACE_S: float = 1.0
     """How long work in hand may still take once the stop came (what it has is flushed)."""
+    ABANDON_AFTER_S: float = 0.2
+    """What a `Retry` attempt gets beyond the grace before it is given up, so that work inside
+    it which watches the stop itself (a flush) ends first, with its own error."""
     DEADLINE = "duration"
     """The reason of a stop that came from the deadline."""
 
@@ -201,11 +204,13 @@ def until_stopped(
     stopped: Callable[[], BaseException],
     discard: Callable[[T], object] | None = None,
     what: str = "blocking call",
+    extra_s: float = 0.0,
 ) -> T:
     """The result of a blocking call that cannot watch the stop itself (connecting to a server
     that does not answer, a DNS lookup), run on a daemon thread. Once the stop comes and its
-    grace has passed, the call is abandoned: `stopped()` is raised here, and a result that still
-    arrives later is handed to `discard` (e.g. to close a connection)."""
+    grace (plus extra_s while the grace lasts) has passed, the call is abandoned: `stopped()` is
+    raised here, and a result that still arrives later is handed to `discard` (e.g. to close a
+    connection)."""
     lock = threading.Lock()
     outcome: list[_Result | BaseException] = []
     abandoned = False
@@ -226,7 +231,9 @@ def until_stopped(
 
     threading.Thread(target=run, name=what, daemon=True).start()
     while not done.wait(0.05):
-        if stop.is_set and not done.wait(stop.grace_left() or 0.0):
+        grace = stop.grace_left()
+        # the margin only while the grace lasts: afterwards cooperative waits are over too
+        if grace is not None and not done.wait(grace + extra_s if grace else 0.0):
             with lock:
                 if not outcome:
                     abandoned = True
@@ -243,10 +250,23 @@ class _Result:
     value: Any
 
 
+class Unanswered(TransientError):
+    """An attempt still waiting for a server when the stop came (and its grace passed)."""
+
+    def __init__(self, what: str, stop: StopSignal) -> None:
+        super().__init__(
+            f"{what}: no answer before the stop ({stop.reason}); the work in hand was given up",
+            service=what,
+            reason=f"no answer before the stop ({stop.reason})",
+        )
+
+
 class Retry:
     """Run an action until it works: a `TransientError` waits with backoff and tries again, any
     other error propagates. A stop requested while waiting re-raises the last transient error, so
-    the command can report what was unavailable when it was stopped."""
+    the command can report what was unavailable when it was stopped. With a stop, each attempt
+    runs through `until_stopped`: a server that accepts and never answers (a hung database, a
+    black-holed S3) cannot hold a stopping command either (`Unanswered`)."""
 
     def __init__(
         self,
@@ -263,9 +283,16 @@ class Retry:
 
     def __call__(self, what: str, action: Callable[[], T]) -> T:
         """The result of action(); `what` names the step in logs and metrics."""
+        stop = self.stop
         while True:
             try:
-                result = action()
+                if stop is None:
+                    result = action()
+                else:
+                    result = until_stopped(
+                        stop, action, what=what, stopped=lambda: Unanswered(what, stop),
+                        extra_s=stop.ABANDON_AFTER_S,
+                    )  # fmt: skip
             except TransientError as err:
                 delay = self.backoff.next_delay()
                 log.warning(

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from cryptosent.errors import TransientError
-from cryptosent.runtime import Backoff, Retry, StopSignal, until_stopped
+from cryptosent.runtime import Backoff, Retry, StopSignal, Unanswered, until_stopped
 
 
 class Down(TransientError):
@@ -154,3 +154,17 @@ def test_retry_waits_on_the_stop_and_reraises_the_last_outage() -> None:
         retry("write", failing)
     assert time.monotonic() - started < 1.0
     assert len(attempts) == 1
+
+
+def test_retry_gives_up_an_attempt_that_hangs_when_the_stop_comes() -> None:
+    # a server that accepts and never answers: the attempt itself cannot watch the stop
+    stop = StopSignal()
+    release = threading.Event()
+    retry = Retry(Backoff.exponential(initial=0.5, maximum=30.0), stop=stop)
+    later(0.2, stop.set)
+    started = time.monotonic()
+    with pytest.raises(Unanswered, match="write: no answer before the stop") as err:
+        retry("write", lambda: release.wait(30))
+    assert time.monotonic() - started < 0.2 + StopSignal.GRACE_S + StopSignal.ABANDON_AFTER_S + 0.5
+    assert isinstance(err.value, TransientError) and err.value.service == "write"
+    release.set()

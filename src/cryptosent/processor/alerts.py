@@ -20,7 +20,7 @@ from confluent_kafka import Producer
 from cryptosent.analysis.alerts import MINUTE, Alert, AlertRules, CoinMinute, detect
 from cryptosent.errors import TransientError
 from cryptosent.kafka import flush_until
-from cryptosent.runtime import StopSignal
+from cryptosent.runtime import StopSignal, Unanswered, until_stopped
 from cryptosent.sinks.database import Connection, Database
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,8 @@ class AlertJob:
         current = self._now().replace(second=0, microsecond=0)
         last_closed = current - MINUTE
         first = last_closed - (self.lookback_minutes - 1) * MINUTE
-        try:
+
+        def check() -> list[Alert]:
             with self.database.transaction() as conn:
                 rows = coin_minutes(conn, first - self.rules.window_minutes * MINUTE, last_closed)
                 found: list[Alert] = []
@@ -101,7 +102,16 @@ class AlertJob:
                 while minute <= last_closed:
                     found += detect(rows, minute, self.rules)
                     minute += MINUTE
-                new = insert_alerts(conn, found)
+                return insert_alerts(conn, found)
+
+        stop = self.stop
+        try:
+            if stop is None:
+                new = check()
+            else:  # a database that stopped answering must not hold a stopping processor
+                new = until_stopped(
+                    stop, check, what="alert check", stopped=lambda: Unanswered("alerts", stop)
+                )
         except TransientError as err:
             log.warning("alert check skipped (%s: %s)", err.service, err.reason[:200])
             return 0

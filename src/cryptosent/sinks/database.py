@@ -4,6 +4,8 @@ after a failure, with psycopg's connection errors turned into the error kinds.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -14,6 +16,8 @@ from cryptosent.errors import TransientError, one_line
 from cryptosent.runtime import StopSignal, until_stopped
 
 Connection = psycopg.Connection[tuple[object, ...]]
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseUnavailable(TransientError):
@@ -55,6 +59,9 @@ class Database:
         self._application_name = application_name
         self._stop = stop
         self._conn: Connection | None = None
+        # held while a transaction runs: close() must not free a connection another thread
+        # still uses (a call given up at the stop, see runtime.until_stopped)
+        self._busy = threading.RLock()
 
     def connection(self) -> Connection:
         """The open connection (opened on first use, and again after a failure)."""
@@ -89,17 +96,18 @@ class Database:
     def transaction(self) -> Iterator[Connection]:
         """The connection, committed at the end of the block; any error rolls back, and a
         connection failure closes it (the next use reconnects) as `DatabaseUnavailable`."""
-        conn = self.connection()
-        try:
-            yield conn
-            conn.commit()
-        except psycopg.OperationalError as err:
-            self.reset()
-            raise unavailable(err, self.dsn) from err
-        except BaseException:
-            if not conn.closed:
-                conn.rollback()
-            raise
+        with self._busy:
+            conn = self.connection()
+            try:
+                yield conn
+                conn.commit()
+            except psycopg.OperationalError as err:
+                self.reset()
+                raise unavailable(err, self.dsn) from err
+            except BaseException:
+                if not conn.closed:
+                    conn.rollback()
+                raise
 
     def reset(self) -> None:
         """Drop the connection so the next use opens a new one."""
@@ -110,5 +118,12 @@ class Database:
                 self._conn = None
 
     def close(self) -> None:
-        """Close the connection (an open transaction is rolled back)."""
-        self.reset()
+        """Close the connection (an open transaction is rolled back); one still in use by a
+        call given up at the stop is left to the end of the process."""
+        if not self._busy.acquire(blocking=False):
+            log.info("PostgreSQL connection still in use by a call given up at the stop: left open")
+            return
+        try:
+            self.reset()
+        finally:
+            self._busy.release()

@@ -20,7 +20,7 @@ from cryptosent.runtime import Backoff, Retry, StopSignal
 
 pytestmark = pytest.mark.timeout(60)
 
-BOUND_S = StopSignal.GRACE_S + 0.5
+BOUND_S = StopSignal.GRACE_S + StopSignal.ABANDON_AFTER_S + 0.5
 
 
 def build(

@@ -3,7 +3,11 @@ dashboard. The generator's posts and the mock prices follow one mock market (doc
 
 Each part runs as its own process (as it would in production), with its output in
 `.stack/logs/demo-<part>.log`; the demo shows one live status table and stops everything it
-started on Ctrl-C (SIGINT lets the generator flush and the processor commit).
+started on Ctrl-C, SIGTERM or at the end of ``--duration``: every part gets SIGINT at once (the
+generator flushes, the processor commits what it stored; what the generator sent last waits in
+Kafka for the next run) and each stops within a second or two; one that does not is killed.
+The status table is read on its own thread, so a database or dashboard that does not answer
+never delays the stop.
 
 The parts get their settings explicitly: the demo's own choices (its lake on the local S3
 server, a shorter lake flush) go into a settings file each child reads with
@@ -16,6 +20,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -25,6 +30,10 @@ from pathlib import Path
 import psycopg
 
 from cryptosent.config import Settings, read_settings_file, settings_file, write_settings_file
+from cryptosent.runtime import StopSignal
+
+PART_STOP_S = 10.0
+"""How long a part may take to stop after SIGINT before it is killed (each needs about 1 s)."""
 
 
 @dataclass
@@ -50,16 +59,34 @@ class Part:
         """Whether the process is alive."""
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGINT (flush and commit), then SIGKILL if it does not exit in time."""
-        if self.proc is None or self.proc.poll() is not None:
+    def interrupt(self) -> None:
+        """SIGINT: the part flushes, commits and exits."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+
+    def wait_or_kill(self, deadline: float) -> None:
+        """Wait for the exit until deadline (time.monotonic), then SIGKILL."""
+        if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGINT)
         try:
-            self.proc.wait(timeout=timeout)
+            self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = PART_STOP_S) -> None:
+        """SIGINT (flush and commit), then SIGKILL if it does not exit in time."""
+        self.interrupt()
+        self.wait_or_kill(time.monotonic() + timeout)
+
+
+def stop_parts(parts: list[Part], timeout: float = PART_STOP_S) -> None:
+    """Stop every part at once (each within its own stop time), killing what outlives timeout."""
+    deadline = time.monotonic() + timeout
+    for part in parts:
+        part.interrupt()
+    for part in parts:
+        part.wait_or_kill(deadline)
 
 
 @dataclass
@@ -123,16 +150,32 @@ def status(settings: Settings, port: int) -> DemoStatus:
     return DemoStatus(stored, per_minute, alerts, dashboard_up)
 
 
+class StatusPoller:
+    """Reads the status every second on a daemon thread; `latest` never waits for a server."""
+
+    def __init__(self, settings: Settings, port: int, stop: StopSignal) -> None:
+        self.latest = DemoStatus(None, None, None, False)
+        self._thread = threading.Thread(
+            target=self._run, args=(settings, port, stop), name="demo-status", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, settings: Settings, port: int, stop: StopSignal) -> None:
+        while not stop.is_set:
+            self.latest = status(settings, port)
+            stop.wait(1.0)
+
+
 def run_demo(
     settings: Settings,
     *,
     rate: str,
     port: int,
-    duration_s: float | None,
+    stop: StopSignal,
     show: Callable[[list[Part], DemoStatus], None],
-    should_stop: Callable[[], bool],
 ) -> list[Part]:
-    """Start every part, refresh the status until stopped (or duration), stop them all."""
+    """Start every part, refresh the status until stopped (Ctrl-C, SIGTERM, the deadline) or
+    until a part exits by itself, then stop them all."""
     # a settings file the demo itself was given is passed on, with the demo's choices added
     given = settings_file()
     inherited = read_settings_file(given) if given is not None else {}
@@ -140,20 +183,15 @@ def run_demo(
         settings.stack_dir / "run" / "demo.env", {**inherited, **demo_settings(settings)}
     )
     running = parts(settings, rate, port, path)
-    started = time.monotonic()
     try:
         for part in running:
             part.start()
-        while not should_stop():
-            if duration_s is not None and time.monotonic() - started >= duration_s:
+        poller = StatusPoller(settings, port, stop)
+        while not stop.is_set:
+            show(running, poller.latest)
+            if any(not p.running for p in running):
                 break
-            show(running, status(settings, port))
-            dead = [p for p in running if not p.running]
-            if dead:
-                break
-            time.sleep(1.0)
+            stop.wait(0.5)
     finally:
-        # stop in data-flow order: no new tweets, then the processor drains and commits
-        for part in running:
-            part.stop()
+        stop_parts(running)
     return running

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from cryptosent.cli.common import err, out, parse_rate
+from cryptosent.cli.common import err, out, parse_rate, user_errors
 from cryptosent.cli.stack import stack_up
 from cryptosent.config import get_settings
+
+if TYPE_CHECKING:
+    from cryptosent.runtime import StopSignal
 
 
 def demo(
@@ -19,14 +22,31 @@ def demo(
         float | None, typer.Option(min=1, help="Stop by itself after S seconds.")
     ] = None,
 ) -> None:
-    """The main job: local stack, generator, processor and live dashboard; Ctrl-C stops all."""
+    """The main job: local stack, generator, processor and live dashboard; Ctrl-C, SIGTERM or
+    the end of --duration stop all within a few seconds."""
+    from cryptosent.runtime import StopSignal, until_stopped
+    from cryptosent.stack.process import StackError
+
+    parse_rate(rate)
+    with StopSignal(duration) as stop:
+        with user_errors():
+            # starting servers waits on them; a stop leaves those started running, as `stack up`
+            until_stopped(
+                stop, lambda: stack_up(service=None), what="stack up",
+                stopped=lambda: StackError(
+                    f"demo stopped ({stop.reason}) while the local stack was starting; servers "
+                    "already started keep running (`cryptosent stack down` stops them)"
+                ),
+            )  # fmt: skip
+        _run(rate, port, stop)
+
+
+def _run(rate: str, port: int | None, stop: StopSignal) -> None:
+    """The parts and the live status table until the stop."""
     from rich.live import Live
 
     from cryptosent.demo import DemoStatus, Part, run_demo
-    from cryptosent.runtime import StopSignal
 
-    parse_rate(rate)
-    stack_up(service=None)
     get_settings.cache_clear()
     settings = get_settings()
     chosen_port = port or settings.dashboard_port
@@ -48,18 +68,18 @@ def demo(
         grid.add_row("dashboard", "[green]up[/]" if status.dashboard_up else "starting", url)
         return grid
 
-    with StopSignal() as stop, Live(console=out, refresh_per_second=2, transient=False) as live:
+    with Live(console=out, refresh_per_second=2, transient=False) as live:
         running = run_demo(
-            settings, rate=rate, port=chosen_port, duration_s=duration,
+            settings, rate=rate, port=chosen_port, stop=stop,
             show=lambda parts, status: live.update(table(parts, status)),
-            should_stop=lambda: stop.is_set,
         )  # fmt: skip
     failed = [p for p in running if p.proc is not None and p.proc.returncode not in (0, None)]
     for part in failed:
         err.print(f"{part.name} exited with {part.proc.returncode if part.proc else '?'}; "
                   f"see {part.log}")  # fmt: skip
-    out.print("demo stopped; the stack keeps running (`cryptosent stack down` stops it)")
-    if failed and not stop.is_set and duration is None:
+    why = f" ({stop.reason})" if stop.is_set else ""
+    out.print(f"demo stopped{why}; the stack keeps running (`cryptosent stack down` stops it)")
+    if failed and not stop.is_set:
         raise typer.Exit(1)
 
 

@@ -233,8 +233,9 @@ class Processor:
             until_stopped(
                 self.stop, self.consumer.close, what="close the consumer",
                 stopped=lambda: KafkaUnavailable(
-                    f"the consumer did not leave the group before the stop ({self.stop.reason}): "
-                    "the broker may be down; the sinks' stored offsets keep the truth"
+                    f"the consumer did not leave the group within the stop's grace "
+                    f"({self.stop.reason}): the group drops it after its session timeout; "
+                    "the sinks' stored offsets keep the truth"
                 ),
             )  # fmt: skip
         except KafkaUnavailable as err:

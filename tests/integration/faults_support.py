@@ -214,13 +214,19 @@ class Background:
 
 
 def wait_for(check: Callable[[], bool], *, timeout: float, what: str, step: float = 0.2) -> None:
-    """Poll check until true; fail the test naming what after timeout seconds."""
+    """Poll check until true; fail the test naming what after timeout seconds. A check that
+    raises counts as not yet (a topic just created: its partitions' leaders are still being
+    elected, and a watermark query says "not leader" or "unknown partition" for a moment)."""
     deadline = time.monotonic() + timeout
+    last: Exception | None = None
     while time.monotonic() < deadline:
-        if check():
-            return
+        try:
+            if check():
+                return
+        except Exception as err:
+            last = err
         time.sleep(step)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last error: {last})")
 
 
 def stored(p: Pipeline) -> int:

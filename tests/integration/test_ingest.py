@@ -81,7 +81,7 @@ def test_sigint_flushes_every_acknowledged_tweet(settings: Settings, topic: str)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=90)
     assert proc.returncode == 0, stderr
-    assert "interrupted, flushed" in stdout
+    assert "(interrupted by SIGINT, flushed)" in stdout
     delivered = int(stdout.split(" delivered")[0].rsplit(" ", 1)[-1].replace(",", ""))
     assert delivered > 10_000
     assert len(consume_all(settings, topic)) == delivered

@@ -179,7 +179,14 @@ class KafkaServer:
 
 
 def _kafka_uuid() -> str:
-    """A random Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
+    """A random Kafka cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Like Kafka's own `Uuid.randomUuid`, an id that starts with '-' is drawn again: the
+    storage tool's argument parser reads `-t -abc...` as an option and fails (1 in 64).
+    """
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id

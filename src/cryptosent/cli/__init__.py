@@ -18,6 +18,7 @@ from cryptosent.cli import (
     db,
     demo,
     ingest,
+    leadlag,
     prices,
     process,
     score,
@@ -51,7 +52,9 @@ def main_options(
         configure(settings_file=settings)
 
 
-for group in (stack, config, db, ingest, prices, process, score, dashboard, demo, bench):
+for group in (
+    stack, config, db, ingest, prices, process, score, leadlag, dashboard, demo, bench,
+):  # fmt: skip
     group.register(app)
 
 

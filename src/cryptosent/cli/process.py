@@ -18,6 +18,9 @@ def process(
         bool, typer.Option("--until-idle", help="Exit 0 once caught up with the topic.")
     ] = False,
     lake: Annotated[bool, typer.Option(help="Write the lake (raw + Parquet).")] = True,
+    prices: Annotated[
+        bool, typer.Option(help="Consume the prices topic too (price_minute, lake prices/).")
+    ] = True,
     metrics_port: Annotated[
         int | None, typer.Option(help="Prometheus /metrics port (0 = off).")
     ] = None,
@@ -26,9 +29,11 @@ def process(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log INFO too.")] = False,
 ) -> None:
-    """Consume tweets, score them, store them in the lake and PostgreSQL (Ctrl-C stops cleanly)."""
-    from cryptosent.kafka import probe_topic
+    """Consume tweets and prices, score the tweets, store both in the lake and PostgreSQL
+    (Ctrl-C stops cleanly)."""
+    from cryptosent.kafka import MissingTopic, probe_topic
     from cryptosent.processor import build_processor
+    from cryptosent.processor.prices import build_price_processor, run_beside
     from cryptosent.runtime import StopSignal, until_stopped
     from cryptosent.sinks.database import DatabaseUnavailable
     from cryptosent.sinks.migrations import migrate
@@ -45,6 +50,12 @@ def process(
             stopped=lambda: DatabaseUnavailable(dsn, f"no answer before the stop ({stop.reason})"),
         )  # fmt: skip
         probe_topic(settings, stop=stop)
+        if prices:
+            try:
+                probe_topic(settings, settings.prices_topic, stop=stop)
+            except MissingTopic as missing:
+                err.print(f"[yellow]warning:[/] {missing}; processing tweets only")
+                prices = False
         with err.status("joining the consumer group ...") as status:
 
             def show(stats: ProcessStats) -> None:
@@ -59,12 +70,23 @@ def process(
                 settings, until_idle=until_idle, sinks=sinks, metrics_port=metrics_port,
                 stop=stop, on_progress=show,
             )  # fmt: skip
-            stats = processor.run()
+            price_processor = (
+                build_price_processor(settings, until_idle=until_idle, sinks=sinks, stop=stop)
+                if prices
+                else None
+            )
+            stats, price_stats = run_beside(processor, price_processor)
     out.print(
         f"process: {stats.consumed:,} consumed, {stats.stored:,} stored, "
         f"{stats.duplicates:,} duplicate ids skipped, {stats.dlq:,} dead-lettered, "
         f"{stats.lake_objects:,} lake objects"
     )
+    if price_stats is not None:
+        out.print(
+            f"prices: {price_stats.consumed:,} consumed, {price_stats.rows.get('postgres', 0):,} "
+            f"trades into price_minute ({price_stats.new.get('postgres', 0):,} minute upserts), "
+            f"{price_stats.dlq:,} dead-lettered, {price_stats.lake_objects:,} lake objects"
+        )
 
 
 def register(app: typer.Typer) -> None:

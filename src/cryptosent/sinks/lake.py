@@ -405,7 +405,7 @@ class LakeSink(Sink):
         if self.buffer.empty:
             return []
         started = self._clock()
-        pending = render(self.buffer, self.offsets.topic)
+        pending = self.objects(self.buffer)
         # one intent for all retries: a new one per attempt would leave the earlier ones
         # behind, and the next assignment would delete these very objects as "unfinished"
         intent: int | None = None
@@ -435,6 +435,11 @@ class LakeSink(Sink):
                 seconds=self._clock() - started,
             )
         ]  # fmt: skip
+
+    def objects(self, buffer: LakeBuffer) -> PendingObjects:
+        """The objects a flush writes: the tweets' raw and processed layers (the price stream's
+        lake sink, `sinks.prices.PriceLakeSink`, writes its `prices/` layer instead)."""
+        return render(buffer, self.offsets.topic)
 
     def discard(self, partitions: Collection[int]) -> None:
         """Forget buffered rows of partitions (their next owner writes them)."""

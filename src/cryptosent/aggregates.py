@@ -44,21 +44,59 @@ class Measure:
         return "bigint" if self.kind == "count" else "double precision"
 
 
-def _analyzer_measures(prefix: str) -> tuple[Measure, ...]:
+ORGANIC: Final = "spam is not true"
+"""The posts the organic measures count (`spam` is null only in lake files older than it)."""
+WEIGHT: Final = "least(1 + log10(1 + greatest(coalesce(author_followers, 0), 0)::float8), 5)"
+"""A post's influence weight: 1 + log10(1 + followers), capped at 5 (docs/campaigns.md)."""
+
+
+def _analyzer_measures(prefix: str, organic: bool = False) -> tuple[Measure, ...]:
     label, compound = f"{prefix}label", f"{prefix}compound"
-    counts = tuple(
-        Measure(f"{prefix}{name}", "count", f"count(*) filter (where {label} = '{name}')", (label,))
-        for name in LABELS
+    name_prefix, only, inputs = (
+        ("organic_", f"{ORGANIC} and ", ("spam",)) if organic else ("", "", ())
     )
-    return (*counts, Measure(f"{prefix}compound_sum", "sum", f"sum({compound})", (compound,)))
+    counts = tuple(
+        Measure(f"{name_prefix}{prefix}{name}", "count",
+                f"count(*) filter (where {only}{label} = '{name}')", (*inputs, label))
+        for name in LABELS
+    )  # fmt: skip
+    total = (
+        f"coalesce(sum({compound}) filter (where {ORGANIC}), 0.0)"
+        if organic
+        else f"sum({compound})"
+    )
+    return (
+        *counts,
+        Measure(f"{name_prefix}{prefix}compound_sum", "sum", total, (*inputs, compound)),
+    )
+
+
+def _weighted_measures(organic: bool) -> tuple[Measure, ...]:
+    prefix, only = ("organic_", f"{ORGANIC} and ") if organic else ("", "")
+    scored = f"{only}label <> 'unscored'"
+    inputs = ("spam", "label", "author_followers")
+    return (
+        Measure(f"{prefix}weight_sum", "sum",
+                f"coalesce(sum({WEIGHT}) filter (where {scored}), 0.0)", inputs),
+        Measure(f"{prefix}weighted_compound_sum", "sum",
+                f"coalesce(sum({WEIGHT} * compound) filter (where {scored}), 0.0)",
+                (*inputs, "compound")),
+    )  # fmt: skip
 
 
 # Column order of coin_minute and coin_hour: the crypto analyzer's label counts and compound
-# sum, then VADER's (the dashboard switches between the two without a query).
+# sum, then VADER's (the dashboard switches between the two without a query); then the same for
+# organic posts only (not spam), then the influence weights and weighted compound sums (all
+# posts, organic posts) of the default analyzer.
 MEASURES: Final[tuple[Measure, ...]] = (
     Measure("tweets", "count", "count(*)", ()),
     *_analyzer_measures(""),
     *_analyzer_measures("vader_"),
+    Measure("organic_tweets", "count", f"count(*) filter (where {ORGANIC})", ("spam",)),
+    *_analyzer_measures("", organic=True),
+    *_analyzer_measures("vader_", organic=True),
+    *_weighted_measures(organic=False),
+    *_weighted_measures(organic=True),
 )
 NAMES: Final[tuple[str, ...]] = tuple(m.name for m in MEASURES)
 COUNTS: Final[tuple[str, ...]] = tuple(m.name for m in MEASURES if m.kind == "count")
@@ -95,6 +133,24 @@ def minute_upsert(rows: str) -> str:
     select coin, date_trunc('minute', created_at), {computed()}
     from {rows}, unnest(coins || '{{{ALL_COINS}}}'::text[]) as coin
     group by 1, 2
+    on conflict (coin, minute) do update set {added("m")}
+    returning 1"""  # noqa: S608 - names and expressions are this module's constants
+
+
+def revision_upsert(new_rows: str, old_rows: str) -> str:
+    """PostgreSQL: add to `coin_minute` the change that revised flags make: the measures of CTE
+    `new_rows` (the revised tweets as they are now) minus those of `old_rows` (as they were),
+    both with columns created_at, coins and `INPUTS`; returns 1 per row touched."""
+    negated = ", ".join(f"-({m.expression})" for m in MEASURES)
+    return f"""insert into coin_minute as m (coin, minute, {COLUMNS})
+    select coin, minute, {summed(named=False)}
+    from (select coin, date_trunc('minute', created_at) as minute, {computed()}
+          from {new_rows}, unnest(coins || '{{{ALL_COINS}}}'::text[]) as coin group by 1, 2
+          union all
+          select coin, date_trunc('minute', created_at), {negated}
+          from {old_rows}, unnest(coins || '{{{ALL_COINS}}}'::text[]) as coin group by 1, 2
+         ) as delta (coin, minute, {COLUMNS})
+    group by 1, 2 order by 1, 2
     on conflict (coin, minute) do update set {added("m")}
     returning 1"""  # noqa: S608 - names and expressions are this module's constants
 

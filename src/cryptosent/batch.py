@@ -15,6 +15,8 @@ import pyarrow as pa
 Ranges = dict[int, tuple[int, int]]
 """partition -> (first offset, last offset), both included."""
 _RowTest = Callable[[int, int], bool]
+Revision = tuple[str, bool, str | None]
+"""(id, spam, campaign_id): new flags of a tweet stored by an earlier batch."""
 
 # The `tweets` columns, in table order (PostgreSQL's COPY and the Parquet files share it).
 SCHEMA = pa.schema(
@@ -42,6 +44,8 @@ SCHEMA = pa.schema(
         ("vader_neg", pa.float64()),
         ("vader_label", pa.string()),
         ("coins", pa.list_(pa.string())),
+        ("spam", pa.bool_()),
+        ("campaign_id", pa.string()),
         ("kafka_partition", pa.int32()),
         ("kafka_offset", pa.int64()),
     ]
@@ -56,6 +60,8 @@ class ScoredBatch:
     raw: list[bytes]
     # partition -> (first offset, last offset) of every message consumed, valid or not
     ranges: Ranges = field(default_factory=dict)
+    # flags of earlier tweets that this batch revised (docs/campaigns.md); not per partition
+    revisions: list[Revision] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -101,7 +107,7 @@ class ScoredBatch:
         ]
         keep = pc.indices_nonzero(pa.array(mask, pa.bool_()))
         raw = [self.raw[i] for i in keep.to_pylist()]
-        return ScoredBatch(table.take(keep), raw, ranges)
+        return ScoredBatch(table.take(keep), raw, ranges, self.revisions)
 
 
 def empty_table() -> pa.Table:

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     dashboard_refresh_seconds: int = Field(default=10, ge=2, le=60)
     dashboard_source: Literal["postgres", "lake"] = "postgres"
 
+    # spam and campaign flags (docs/campaigns.md): on or off, and the seconds within which a
+    # campaign's posts count together (flags stay revisable that long)
+    campaign_detection: bool = True
+    campaign_window_seconds: float = Field(default=900.0, gt=0, le=86_400)
     # --- Live sources ----------------------------------------------------------------------------
     x_bearer_token: SecretStr | None = None
     x_api_url: str = "https://api.x.com"

@@ -18,8 +18,15 @@ def test_measures_in_column_order() -> None:
     assert aggregates.NAMES == (
         "tweets", "positive", "neutral", "negative", "compound_sum",
         "vader_positive", "vader_neutral", "vader_negative", "vader_compound_sum",
+        "organic_tweets", "organic_positive", "organic_neutral", "organic_negative",
+        "organic_compound_sum", "organic_vader_positive", "organic_vader_neutral",
+        "organic_vader_negative", "organic_vader_compound_sum",
+        "weight_sum", "weighted_compound_sum", "organic_weight_sum",
+        "organic_weighted_compound_sum",
     )  # fmt: skip
-    assert aggregates.INPUTS == ("label", "compound", "vader_label", "vader_compound")
+    assert aggregates.INPUTS == (
+        "label", "compound", "vader_label", "vader_compound", "spam", "author_followers",
+    )  # fmt: skip
     assert tuple(n for n in aggregates.NAMES if not n.endswith("_sum")) == aggregates.COUNTS
 
 
@@ -51,11 +58,13 @@ def test_the_rollup_is_a_repeatable_migration() -> None:
 def test_duckdb_lake_mode_computes_the_definition() -> None:
     minute = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
     rows = [
-        # coins, label, compound, vader_label, vader_compound
-        (["BTC"], "positive", 0.5, "positive", 0.4),
-        (["BTC", "ETH"], "negative", -0.5, "neutral", 0.0),
-        ([], "neutral", 0.0, "negative", -0.2),
+        # coins, label, compound, vader_label, vader_compound, spam, followers (weight)
+        (["BTC"], "positive", 0.5, "positive", 0.4, False, 0),  # 1
+        (["BTC", "ETH"], "negative", -0.5, "neutral", 0.0, True, 99),  # 3
+        ([], "neutral", 0.0, "negative", -0.2, False, None),  # 1
+        (["ETH"], "positive", 0.8, "positive", 0.6, False, 10**9),  # capped at 5
     ]
+    weights = [1.0, 3.0, 1.0, 5.0]
     lake = pa.table({
         "id": [f"t{i}" for i in range(len(rows))],
         "created_at": pa.array([minute] * len(rows), pa.timestamp("us", tz="UTC")),
@@ -67,6 +76,8 @@ def test_duckdb_lake_mode_computes_the_definition() -> None:
         "confidence": [0.9] * len(rows),
         "vader_label": [r[3] for r in rows],
         "vader_compound": [r[4] for r in rows],
+        "spam": [r[5] for r in rows],
+        "author_followers": pa.array([r[6] for r in rows], pa.int64()),
     })  # fmt: skip
     db = duckdb.connect()
     db.execute("set TimeZone = 'UTC'")
@@ -90,5 +101,22 @@ def test_duckdb_lake_mode_computes_the_definition() -> None:
         ]
         assert abs(got[coin]["compound_sum"] - sum(r[2] for r in mine)) < 1e-9
         assert abs(got[coin]["vader_compound_sum"] - sum(r[4] for r in mine)) < 1e-9
+        organic = [r for r in mine if not r[5]]
+        assert got[coin]["organic_tweets"] == len(organic)
+        assert [got[coin][f"organic_{n}"] for n in ("positive", "neutral", "negative")] == [
+            sum(r[1] == n for r in organic) for n in ("positive", "neutral", "negative")
+        ]
+        assert abs(got[coin]["organic_compound_sum"] - sum(r[2] for r in organic)) < 1e-9
+        assert abs(got[coin]["organic_vader_compound_sum"] - sum(r[4] for r in organic)) < 1e-9
+        weight = {id(r): w for r, w in zip(rows, weights, strict=True)}
+        assert abs(got[coin]["weight_sum"] - sum(weight[id(r)] for r in mine)) < 1e-9
+        assert abs(
+            got[coin]["weighted_compound_sum"] - sum(weight[id(r)] * r[2] for r in mine)
+        ) < 1e-9
+        assert abs(got[coin]["organic_weight_sum"] - sum(weight[id(r)] for r in organic)) < 1e-9
+        assert abs(
+            got[coin]["organic_weighted_compound_sum"]
+            - sum(weight[id(r)] * r[2] for r in organic)
+        ) < 1e-9
     hours = db.execute(f"select {aggregates.COLUMNS} from coin_hour where coin = '*'").fetchall()
     assert list(hours[0]) == [got["*"][n] for n in aggregates.NAMES]

@@ -12,6 +12,7 @@ from cryptosent.config import Settings
 from cryptosent.errors import TransientError
 from cryptosent.metrics import ProcessorMetrics
 from cryptosent.processor.alerts import AlertJob
+from cryptosent.processor.campaigns import campaign_stage
 from cryptosent.processor.checkpoint import Checkpoint
 from cryptosent.processor.dead_letters import DeadLetters
 from cryptosent.processor.loop import Processor, ProcessorOptions, ProcessStats
@@ -68,13 +69,14 @@ def build_processor(
         ),
         stop=stop,
     )
+    scorer = campaign_stage(settings, Scorer(), retry(), stop, sinks)
     return Processor(
         consumer=consumer,
         topic=settings.topic,
         checkpoint=checkpoint,
         dead_letters=DeadLetters(producer, settings.dlq_topic, settings.topic, stop),
         retry=retry(),
-        scorer=Scorer(),
+        scorer=scorer,
         jobs=[alerts],
         options=ProcessorOptions(
             batch_size=settings.batch_size,

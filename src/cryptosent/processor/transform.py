@@ -191,3 +191,4 @@ def warm_up() -> None:
     """Pay one-time costs before the first batch: pyarrow loads pandas (about a second) the
     first time it builds a tz-aware timestamp array."""
     pa.array([0], pa.timestamp("us", tz="UTC"))
+    cols["spam"] = [False] * n  # until the campaign detector flags the batch (processor.campaigns)

@@ -16,13 +16,15 @@ import io
 import time
 from collections.abc import Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from cryptosent import aggregates
-from cryptosent.batch import SCHEMA, ScoredBatch
+from cryptosent.batch import SCHEMA, Revision, ScoredBatch
 from cryptosent.config import Settings
 from cryptosent.runtime import Retry
 from cryptosent.sinks.base import Sink, Written
@@ -35,6 +37,28 @@ _STAGING = (
     "create temp table if not exists staging (like tweets including defaults) on commit delete rows"
 )
 _COPY = f"copy staging ({_COLUMNS}) from stdin with (format csv)"
+# revised flags of tweets stored earlier (docs/campaigns.md), applied with the batch
+_REVISED = (
+    "create temp table if not exists revised"
+    " (id text primary key, spam boolean not null, campaign_id text) on commit delete rows"
+)
+_LOCK_REVISED = "select 1 from tweets where id in (select id from revised) order by id for update"
+_OLD_INPUTS = ", ".join(f"t.{c}" for c in ("id", "created_at", "coins", *aggregates.INPUTS))
+_REVISE = f"""
+with old as (
+    select {_OLD_INPUTS} from tweets t join revised r on r.id = t.id
+    where t.spam is distinct from r.spam
+), new as (
+    update tweets t set spam = r.spam, campaign_id = r.campaign_id from revised r
+    where t.id = r.id and (t.spam, t.campaign_id) is distinct from (r.spam, r.campaign_id)
+    returning {_OLD_INPUTS}
+), flipped as (
+    select * from new where id in (select id from old)
+), minutes as (
+    {aggregates.revision_upsert("flipped", "old")}
+)
+select (select count(*) from new), (select count(*) from minutes)
+"""  # noqa: S608 - column names come from constants, values only through COPY
 
 _INSERT_BATCH = f"""
 with ins as (
@@ -60,6 +84,9 @@ def to_copy_csv(table: pa.Table) -> bytes:
     coins = table.column("coins")
     literal = pc.binary_join_element_wise("{", pc.binary_join(coins, ","), "}", "")
     table = table.set_column(table.schema.get_field_index("coins"), "coins", literal)
+    spam = table.schema.get_field_index("spam")
+    if spam >= 0:  # not null in `tweets`: a row the detector did not flag is not spam
+        table = table.set_column(spam, "spam", pc.fill_null(table.column(spam), False))
     buffer = io.BytesIO()
     pacsv.write_csv(table, buffer, _CSV_OPTIONS)
     return buffer.getvalue()
@@ -92,7 +119,7 @@ class PostgresSink(Sink):
     def add(self, batch: ScoredBatch) -> None:
         """Hand the batch to the writer thread once the previous one is stored."""
         self._wait()
-        if batch.ranges:
+        if batch.ranges or batch.revisions:
             self._pending = self._writer.submit(self._write, batch)
 
     def completed(self) -> list[Written]:
@@ -134,16 +161,33 @@ class PostgresSink(Sink):
         """Store the batch and its offsets atomically (one attempt); how many tweets were new."""
         with self.database.transaction() as conn:
             self.offsets.advance(conn, self.name, batch.ranges)
-            if not batch.size:
-                return 0
+            inserted = 0
             with conn.cursor() as cur:
-                with cur.copy(_COPY) as copy:
-                    copy.write(to_copy_csv(batch.table))
-                row = cur.execute(_INSERT_BATCH).fetchone()
-            return int(str(row[0])) if row else 0
+                if batch.size:
+                    with cur.copy(_COPY) as copy:
+                        copy.write(to_copy_csv(batch.table))
+                    row = cur.execute(_INSERT_BATCH).fetchone()
+                    inserted = int(str(row[0])) if row else 0
+                if batch.revisions:
+                    revise(cur, batch.revisions)
+            return inserted
+
+
+def revise(cur: psycopg.Cursor[Any], revisions: Sequence[Revision]) -> int:
+    """Apply revised flags to stored tweets and move their organic measures in `coin_minute`
+    by exactly the change (the caller's transaction); how many tweets changed."""
+    latest = {tweet_id: (tweet_id, spam, campaign) for tweet_id, spam, campaign in revisions}
+    with cur.copy("copy revised (id, spam, campaign_id) from stdin") as copy:
+        for revision in latest.values():
+            copy.write_row(revision)
+    # lock the rows first, in id order: the next statement's snapshot then sees their
+    # current flags, so `old` is exactly what the update changes
+    cur.execute(_LOCK_REVISED)
+    row = cur.execute(_REVISE).fetchone()
+    return int(str(row[0])) if row else 0
 
 
 def open_sink(settings: Settings, retry: Retry) -> PostgresSink:
     """The PostgreSQL sink of the configured database."""
-    database = Database(settings.database_dsn(), setup=[_STAGING], stop=retry.stop)
+    database = Database(settings.database_dsn(), setup=[_STAGING, _REVISED], stop=retry.stop)
     return PostgresSink(database, OffsetStore(settings.consumer_group, settings.topic), retry)

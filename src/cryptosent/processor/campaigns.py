@@ -1,0 +1,197 @@
+"""The campaign stage of the processor: every scored batch gets its `spam` and `campaign_id`
+flags from one `CampaignDetector`, and carries the revised flags of earlier tweets to the sinks
+(PostgreSQL applies them in the batch's transaction, with the exact change of the aggregates).
+
+Several processors share the partitions of a topic; a cluster must not depend on which of them
+saw which post. So before each batch the detector first observes the posts its peers stored
+since it last looked (`PeerPosts`, read back from PostgreSQL by the transaction that stored
+them), and on start-up the stored posts of the last window: every member's detector sees every
+post of the window, and campaign ids are named by a cluster's earliest post, whoever saw it.
+Where a detector's verdict on a stored post differs from the stored flags, the batch carries a
+revision (docs/campaigns.md, "Several processors").
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from cryptosent.analysis.campaigns import CampaignDetector, Flag, Post, post_from_tweet
+from cryptosent.batch import Revision, ScoredBatch
+from cryptosent.config import Settings
+from cryptosent.runtime import Retry, StopSignal
+from cryptosent.sinks.database import Database
+
+log = logging.getLogger(__name__)
+
+# rows per observe() while catching up (bounds the detector's per-call arrays)
+_CHUNK = 20_000
+
+_COLUMNS = """id, author_id, author_username, author_followers, author_verified, created_at,
+       text, retweet_of, spam, campaign_id"""
+_SNAPSHOT = "select pg_snapshot_xmin(pg_current_snapshot())::text"
+_WINDOW = f"""
+select {_COLUMNS} from tweets
+where created_at >= (select max(created_at) from tweets) - make_interval(secs => %s)
+order by created_at desc, id desc limit %s"""  # noqa: S608 - constant column list
+_SINCE = f"""
+select {_COLUMNS} from tweets
+where stored_xid >= %s::xid8 and created_at >= coalesce(%s, '-infinity'::timestamptz)
+order by created_at, id"""  # noqa: S608 - constant column list
+
+
+@dataclass(frozen=True)
+class StoredPost:
+    """A post as stored: the detector's view of it and the flags it was stored with."""
+
+    post: Post
+    spam: bool
+    campaign_id: str | None
+
+
+def stored_post(row: Sequence[Any]) -> StoredPost:
+    """A `tweets` row (columns of `_COLUMNS`) as the detector sees it (as `post_from_tweet`)."""
+    tweet_id, author_id, username, followers, verified, created_at = row[:6]
+    text, retweet_of, spam, campaign_id = row[6:]
+    assert isinstance(created_at, datetime)
+    post = Post(
+        id=str(tweet_id),
+        author_id=str(author_id or username or f"?{tweet_id}"),
+        created_at=created_at.timestamp(),
+        text=str(text),
+        followers=None if followers is None else int(followers),
+        verified=bool(verified),
+        retweet=retweet_of is not None,
+    )
+    return StoredPost(post, bool(spam), None if campaign_id is None else str(campaign_id))
+
+
+class PeerPosts:
+    """The posts stored in PostgreSQL that a detector has not seen yet: first the last `window`
+    seconds (at most `max_posts`), then, each time, what was committed since the last look.
+
+    "Since" is by the storing transaction (`tweets.stored_xid`): every transaction not visible
+    to the previous read's snapshot has an id at or above that snapshot's xmin, so nothing
+    committed later is missed; rows read twice are no-ops for the detector."""
+
+    def __init__(self, database: Database, window: float, max_posts: int) -> None:
+        self.database = database
+        self.window = window
+        self.max_posts = max_posts
+        self._cursor: str | None = None  # xmin of the last read's snapshot
+
+    def read(self, newest: float) -> list[StoredPost]:
+        """Posts stored since the last call (the window's on the first), oldest first; newest:
+        the detector's newest post time (older ones than its window are not returned)."""
+        with self.database.transaction() as conn:
+            conn.execute("set transaction isolation level repeatable read")
+            row = conn.execute(_SNAPSHOT).fetchone()
+            cursor = str(row[0]) if row else "0"
+            if self._cursor is None:
+                rows = conn.execute(_WINDOW, [self.window, self.max_posts]).fetchall()
+                rows.reverse()
+            else:
+                since = (
+                    datetime.fromtimestamp(newest - self.window, UTC)
+                    if math.isfinite(newest)
+                    else None
+                )
+                rows = conn.execute(_SINCE, [self._cursor, since]).fetchall()
+        self._cursor = cursor
+        return [stored_post(r) for r in rows]
+
+
+class CampaignStage:
+    """Wraps the scorer: flags each scored batch and attaches the revisions of earlier tweets."""
+
+    def __init__(
+        self,
+        scorer: Callable[[Any], ScoredBatch],
+        detector: CampaignDetector,
+        peers: PeerPosts | None = None,
+        retry: Retry | None = None,
+    ) -> None:
+        self.scorer = scorer
+        self.detector = detector
+        self.peers = peers
+        self.retry = retry
+        self._newest = float("-inf")
+
+    def __call__(self, decoded: Any) -> ScoredBatch:
+        """Score the decoded batch (`transform.Decoded`), then flag it."""
+        batch = self.scorer(decoded)
+        revisions = self.catch_up()
+        observation = self.detector.observe([post_from_tweet(t) for t in decoded.tweets])
+        _merge(revisions, observation.revisions)
+        if decoded.tweets:
+            self._newest = max(self._newest, max(t.created_at.timestamp() for t in decoded.tweets))
+        batch.table = with_flags(batch.table, observation.flags)
+        batch.revisions = list(revisions.values())
+        return batch
+
+    def catch_up(self) -> dict[str, Revision]:
+        """Observe what the peers stored since the last batch; revisions where the detector
+        disagrees with the stored flags (or revised them)."""
+        revisions: dict[str, Revision] = {}
+        peers = self.peers
+        if peers is None:
+            return revisions
+        if self.retry is not None:
+            stored = self.retry("campaign peers", lambda: peers.read(self._newest))
+        else:
+            stored = peers.read(self._newest)
+        for chunk in _chunks(stored, _CHUNK):
+            observation = self.detector.observe([s.post for s in chunk])
+            _merge(revisions, observation.revisions)
+            for s, flag in zip(chunk, observation.flags, strict=True):
+                if (flag.spam, flag.campaign_id) != (s.spam, s.campaign_id):
+                    revisions[flag.id] = (flag.id, flag.spam, flag.campaign_id)
+                else:
+                    revisions.pop(flag.id, None)
+            self._newest = max(self._newest, max(s.post.created_at for s in chunk))
+        return revisions
+
+
+def with_flags(table: pa.Table, flags: Sequence[Flag]) -> pa.Table:
+    """The scored table with its `spam` and `campaign_id` columns set from flags (row order)."""
+    spam = pa.array([f.spam for f in flags], pa.bool_())
+    campaign = pa.array([f.campaign_id for f in flags], pa.string())
+    table = table.set_column(table.schema.get_field_index("spam"), "spam", spam)
+    return table.set_column(table.schema.get_field_index("campaign_id"), "campaign_id", campaign)
+
+
+def _merge(revisions: dict[str, Revision], flags: Sequence[Flag]) -> None:
+    for flag in flags:
+        revisions[flag.id] = (flag.id, flag.spam, flag.campaign_id)
+
+
+def _chunks(items: list[StoredPost], size: int) -> Iterator[list[StoredPost]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def campaign_stage(
+    settings: Settings,
+    scorer: Callable[[Any], ScoredBatch],
+    retry: Retry,
+    stop: StopSignal,
+    sinks: Sequence[str] | None = None,
+) -> Callable[[Any], ScoredBatch]:
+    """The scorer with the campaign stage around it (the scorer alone when detection is off);
+    peers are read from PostgreSQL when the postgres sink is one of the sinks."""
+    if not settings.campaign_detection:
+        return scorer
+    detector = CampaignDetector(window=settings.campaign_window_seconds)
+    peers = None
+    if sinks is None or "postgres" in sinks:
+        database = Database(
+            settings.database_dsn(), application_name="cryptosent-campaigns", stop=stop
+        )
+        peers = PeerPosts(database, detector.window, detector.max_posts)
+    return CampaignStage(scorer, detector, peers, retry)

@@ -944,8 +944,8 @@ fn whitespace() -> String {
 }
 
 /// `str.split()` for the student's features.
-pub(crate) fn split_py_pub(text: &str) -> Vec<&str> {
-    split_py(text)
+pub(crate) fn is_py_space_pub(c: char) -> bool {
+    is_py_space(c)
 }
 
 /// Python's `round(x, ndigits)` for the student's probabilities.

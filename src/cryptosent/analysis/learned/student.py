@@ -54,6 +54,10 @@ class StudentModel:
     ) -> None:
         if hashed.shape != (BUCKETS, 3) or dense.shape != (DENSE, 3) or bias.shape != (3,):
             raise ValueError("student weights have the wrong shape")
+        if not np.array_equal(hashed.astype(np.float16).astype(np.float32), hashed) or (
+            np.abs(hashed).max(initial=0.0) >= 128.0
+        ):
+            raise ValueError("student weights must be float16 values below 128 (sums are exact)")
         self.hashed = np.ascontiguousarray(hashed, dtype=np.float32)
         self.dense = np.ascontiguousarray(dense, dtype=np.float32)
         self.bias = np.ascontiguousarray(bias, dtype=np.float32)
@@ -76,13 +80,10 @@ class StudentModel:
             features.setdefault(fnv1a(f) % BUCKETS, f)
         scale = 1.0 / math.sqrt(len(features)) if features else 0.0
         logits = [float(self.bias[c]) for c in range(3)]
-        sums = [0.0, 0.0, 0.0]
-        for index in sorted(features):  # in index order, one by one: as the compiled core adds
-            row = self.hashed[index]
-            for c in range(3):
-                sums[c] += float(row[c])
+        rows = self.hashed[list(features)] if features else np.zeros((0, 3), np.float32)
         for c in range(3):
-            logits[c] += sums[c] * scale
+            # the exact sum, rounded once (the compiled core adds exact integers): no order
+            logits[c] += math.fsum(rows[:, c].tolist()) * scale
         dense = dense_features(vader, crypto)
         for i, value in enumerate(dense):
             if value:

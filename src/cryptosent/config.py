@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_ca_location: str | None = None
+    # a processor that dies is dropped from the group after this, and its partitions move (to a
+    # restarted member too); the broker accepts 6,000 to 1,800,000 by default
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000, le=3_600_000)
+    # how long generate/replay/stream wait at the end for Kafka's acknowledgements before the
+    # rest counts as failed (a stop shortens it to the stop's grace)
+    producer_flush_seconds: float = Field(default=60.0, gt=0)
 
     # --- PostgreSQL --------------------------------------------------------------------------
     database_url: SecretStr = Field(
@@ -94,16 +100,16 @@ class Settings(BaseSettings):
     alert_sentiment_swing: float = Field(default=0.35, gt=0, le=2)
     # a post dated more than this after its message reached Kafka is dead-lettered
     future_margin_seconds: float = Field(default=600.0, ge=0)
+    # spam and campaign flags (docs/campaigns.md): on or off, and the seconds within which a
+    # campaign's posts count together (flags stay revisable that long)
+    campaign_detection: bool = True
+    campaign_window_seconds: float = Field(default=900.0, gt=0, le=86_400)
 
     # --- Dashboard -------------------------------------------------------------------------------
     dashboard_port: int = Field(default=8501, ge=1, le=65535)
     dashboard_refresh_seconds: int = Field(default=10, ge=2, le=60)
     dashboard_source: Literal["postgres", "lake"] = "postgres"
 
-    # spam and campaign flags (docs/campaigns.md): on or off, and the seconds within which a
-    # campaign's posts count together (flags stay revisable that long)
-    campaign_detection: bool = True
-    campaign_window_seconds: float = Field(default=900.0, gt=0, le=86_400)
     # --- Live sources ----------------------------------------------------------------------------
     x_bearer_token: SecretStr | None = None
     x_api_url: str = "https://api.x.com"

@@ -75,7 +75,8 @@ def consumer_config(settings: Settings, group: str | None = None) -> dict[str, A
         "enable.partition.eof": False,
         # a sink outage is waited out with retries; stay in the group meanwhile
         "max.poll.interval.ms": 600_000,
-        "session.timeout.ms": 30_000,
+        # how soon a dead member's partitions move (CRYPTOSENT_KAFKA_SESSION_TIMEOUT_MS)
+        "session.timeout.ms": settings.kafka_session_timeout_ms,
         "fetch.min.bytes": 1,
         # a long-poll fetch holds the broker connection; keep it short so offset queries for
         # lag and --until-idle are not stuck behind it

@@ -9,14 +9,17 @@ variables win over the `.stack/credentials.env` fallback of the working director
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -169,6 +172,7 @@ class Background:
         *args: str,
         log_dir: Path,
         preexec: Callable[[], None] | None = None,
+        python_args: tuple[str, ...] = ("-m", "cryptosent"),
     ) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
         tag = f"{args[0]}-{uuid.uuid4().hex[:6]}"
@@ -176,7 +180,7 @@ class Background:
         self._out: IO[bytes] = self.out_path.open("wb")
         self._err: IO[bytes] = self.err_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cryptosent", *args],
+            [sys.executable, *python_args, *args],
             stdout=self._out, stderr=self._err, env=p.env, cwd=REPO, preexec_fn=preexec,
         )  # fmt: skip
 
@@ -298,3 +302,180 @@ def private_stack_root() -> Path:
     root = Path("/tmp") / f"cs-faults-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     root.mkdir(mode=0o700)
     return root
+
+
+# ---- crashes of the servers themselves --------------------------------------------------------
+def descendants(pid: int) -> list[int]:
+    """Every process below pid (children, their children...), from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _gone(pid: int) -> bool:
+    # gone means reaped: PostgreSQL refuses to start while its old postmaster's pid still
+    # exists, even as a zombie ("lock file postmaster.pid already exists")
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # a server this test process spawned: reap it
+    return not Path(f"/proc/{pid}").exists()
+
+
+def crash(private: PrivateStack, service: str) -> float:
+    """SIGKILL one server of the private stack and every process under it (PostgreSQL's
+    backends die with their postmaster, as in an OOM kill of the whole service); wait until
+    all are gone. The monotonic time of the kill."""
+    server = {"kafka": private.stack.kafka, "postgres": private.stack.postgres,
+              "s3": private.stack.s3}[service]  # fmt: skip
+    pid = server.pid()
+    assert pid is not None, f"{service} of the private stack is not running"
+    victims = [pid, *descendants(pid)]
+    killed_at = time.monotonic()
+    for victim in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not all(_gone(v) for v in victims):
+        assert time.monotonic() < deadline, f"{service} still alive 30 s after SIGKILL"
+        time.sleep(0.02)
+    return killed_at
+
+
+def restart(private: PrivateStack, service: str) -> float:
+    """Start a crashed server of the private stack again (same data); the monotonic time it
+    answered."""
+    if service == "kafka":
+        private.stack.kafka.start()
+    elif service == "postgres":
+        private.restart_postgres()
+    else:
+        private.restart_s3()
+    return time.monotonic()
+
+
+def in_transaction(p: Pipeline, application: str = "cryptosent") -> bool:
+    """Whether the processor's PostgreSQL sink has a transaction open on the test database."""
+    found = p.scalar(
+        "select count(*) from pg_stat_activity where datname = current_database() "
+        f"and application_name = '{application}' and xact_start is not null "
+        "and pid <> pg_backend_pid()"
+    )
+    return int(str(found)) > 0
+
+
+def in_flush(p: Pipeline) -> bool:
+    """Whether a lake flush is under way (its intent is recorded and not yet cleared)."""
+    return int(str(p.scalar("select count(*) from lake_intents"))) > 0
+
+
+def rss_bytes(pid: int) -> int:
+    """The resident set of one process now (VmRSS), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+class LatencyProxy:
+    """A TCP proxy to 127.0.0.1:port that holds every chunk the server sends delay_s before
+    passing it on: a server that answers slowly (``delay_s`` may change while it runs)."""
+
+    def __init__(self, port: int, delay_s: float) -> None:
+        self.target = ("127.0.0.1", port)
+        self.delay_s = delay_s
+        self._listen = socket.socket()
+        self._listen.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listen.bind(("127.0.0.1", 0))
+        self._listen.listen(64)
+        self.port = int(self._listen.getsockname()[1])
+        self._closed = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self.chunks = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listen.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self._sockets += [client, upstream]
+            for a, b, slow in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pump, args=(a, b, slow), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, slow: bool) -> None:
+        # one direction: chunks keep their order and each waits delay_s after it arrived
+        chunks: queue.Queue[tuple[float, bytes]] = queue.Queue()
+
+        def forward() -> None:
+            while True:
+                due, data = chunks.get()
+                if not data:
+                    with contextlib.suppress(OSError):
+                        sink.shutdown(socket.SHUT_WR)
+                    return
+                time.sleep(max(0.0, due - time.monotonic()))
+                try:
+                    sink.sendall(data)
+                except OSError:
+                    return
+
+        threading.Thread(target=forward, daemon=True).start()
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                data = b""
+            self.chunks += 1
+            chunks.put((time.monotonic() + (self.delay_s if slow else 0.0), data))
+            if not data:
+                return
+
+    def close(self) -> None:
+        """Stop accepting and drop every connection."""
+        self._closed.set()
+        self._listen.close()
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+POISON_HOOK = """
+import sys
+from cryptosent.analysis import sentiment
+
+MARK = sys.argv.pop(1)
+
+
+class Poisoned:
+    # VADER that raises on a text holding MARK: a message no analyzer survives (a test hook)
+    def __init__(self, inner):
+        self.inner = inner
+
+    def scores(self, text):
+        if MARK in text:
+            raise ValueError("test hook: poisoned text")
+        return self.inner.scores(text)
+
+    def scores_many(self, texts):
+        return [self.scores(text) for text in texts]
+
+
+sentiment._ANALYZERS["vader"] = Poisoned(sentiment.get_analyzer("vader"))
+from cryptosent.cli import main
+
+main()
+"""
+"""`python -c POISON_HOOK MARK ARGS...` runs `cryptosent ARGS` with a VADER that raises on
+texts containing MARK (pass as ``python_args=("-c", POISON_HOOK, MARK)`` to `Background`)."""

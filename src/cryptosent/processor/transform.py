@@ -8,7 +8,7 @@ Pure apart from the analyzers' caches: no Kafka calls, no storage. Importing it 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -69,6 +69,8 @@ class Decoded:
     raw: list[bytes] = field(default_factory=list)
     partitions: list[int] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
+    # the message of each valid tweet (a tweet an analyzer cannot score is dead-lettered)
+    messages: list[Message] = field(default_factory=list)
     # every message consumed, valid or not: a sink's offsets move past dead letters too
     ranges: Ranges = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
@@ -119,7 +121,39 @@ def decode(
         out.raw.append(raw)
         out.partitions.append(partition)
         out.offsets.append(offset)
+        out.messages.append(message)
     return out
+
+
+_REASON_LIMIT = 300
+
+
+def isolate_poison(score: Callable[[Decoded], object], decoded: Decoded, error: Exception) -> None:
+    """After ``score`` raised ``error`` on the batch: score each tweet alone and move those that
+    raise from ``decoded`` to its dead letters, with the reason, so one poison message cannot
+    stop its partition. When every tweet raises, the analyzer itself is broken: ``error`` is
+    raised (a user must fix it; dead-lettering everything would hide it)."""
+    rows = list(
+        zip(decoded.tweets, decoded.raw, decoded.partitions, decoded.offsets, decoded.messages,
+            strict=True)
+    )  # fmt: skip
+    kept: list[tuple[Tweet, bytes, int, int, Message]] = []
+    poisoned: list[DeadLetter] = []
+    for row in rows:
+        try:
+            score(Decoded([row[0]], [row[1]], [row[2]], [row[3]], [row[4]]))
+        except Exception as err:
+            reason = " ".join(f"analyzer failed: {type(err).__name__}: {err}".split())
+            poisoned.append((row[4], reason[:_REASON_LIMIT]))
+        else:
+            kept.append(row)
+    if len(poisoned) > 1 and not kept:
+        raise error
+    decoded.tweets, decoded.raw, decoded.partitions, decoded.offsets, decoded.messages = (
+        [list(column) for column in zip(*kept, strict=True)] if kept else [[], [], [], [], []]
+    )
+    decoded.dead.extend(poisoned)
+    log.warning("%d message(s) made an analyzer raise: dead-lettered", len(poisoned))
 
 
 class Scorer:
@@ -130,11 +164,20 @@ class Scorer:
         self.vader = vader or get_analyzer("vader")
 
     def __call__(self, decoded: Decoded) -> ScoredBatch:
-        """The batch every sink receives."""
-        table = score_tweets(
+        """The batch every sink receives; a tweet an analyzer raises on leaves ``decoded`` for
+        its dead letters (`isolate_poison`)."""
+        try:
+            table = self.table(decoded)
+        except Exception as err:
+            isolate_poison(self.table, decoded, err)
+            table = self.table(decoded)
+        return ScoredBatch(table, decoded.raw, dict(decoded.ranges))
+
+    def table(self, decoded: Decoded) -> pa.Table:
+        """The scored columns of the decoded tweets."""
+        return score_tweets(
             decoded.tweets, decoded.partitions, decoded.offsets, self.default, self.vader
         )
-        return ScoredBatch(table, decoded.raw, dict(decoded.ranges))
 
 
 def score_tweets(

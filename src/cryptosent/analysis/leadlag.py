@@ -114,32 +114,48 @@ def _forward_fill(values: Floats) -> Floats:
     return filled
 
 
+def _lagged_products(x: Floats, y: Floats) -> tuple[Floats, int]:
+    """sum_t x[t] * y[t + k] for every k, by FFT (index k, negative k from the end), and the
+    FFT length."""
+    size = 1 << (2 * len(x) - 1).bit_length()
+    spectrum = np.conj(np.fft.rfft(x, size)) * np.fft.rfft(y, size)
+    return np.fft.irfft(spectrum, size), size
+
+
 def cross_correlations(x: Floats, y: Floats, max_lag: int) -> list[tuple[int, float]]:
-    """Pearson correlation of x[t] with y[t + k] over the overlapping minutes, k = -max..max."""
+    """Pearson correlation of x[t] with y[t + k] over the overlapping minutes, k = -max..max
+    (each lag with its own overlap's means and variances; FFT and prefix sums, O(n log n))."""
     n = len(x)
+    x = x - x.mean()  # centred first: the sums below then cancel no large terms
+    y = y - y.mean()
+    products, size = _lagged_products(x, y)
+    zero = np.zeros(1)
+    sx, sxx = np.concatenate([zero, np.cumsum(x)]), np.concatenate([zero, np.cumsum(x * x)])
+    sy, syy = np.concatenate([zero, np.cumsum(y)]), np.concatenate([zero, np.cumsum(y * y)])
     out = []
     for k in range(-max_lag, max_lag + 1):
-        a, b = (x[: n - k], y[k:]) if k >= 0 else (x[-k:], y[: n + k])
-        out.append((k, _pearson(a, b)))
+        m = n - abs(k)
+        if m < 3:
+            out.append((k, math.nan))
+            continue
+        # x[a:a+m] pairs with y[b:b+m]
+        a, b = (0, k) if k >= 0 else (-k, 0)
+        sum_x, sum_y = sx[a + m] - sx[a], sy[b + m] - sy[b]
+        var_x = sxx[a + m] - sxx[a] - sum_x * sum_x / m
+        var_y = syy[b + m] - syy[b] - sum_y * sum_y / m
+        cov = products[k % size] - sum_x * sum_y / m
+        denominator = math.sqrt(var_x * var_y) if var_x > 0 and var_y > 0 else 0.0
+        out.append((k, float(cov / denominator) if denominator > 0 else math.nan))
     return out
-
-
-def _pearson(a: Floats, b: Floats) -> float:
-    if len(a) < 3:
-        return math.nan
-    a = a - a.mean()
-    b = b - b.mean()
-    denominator = math.sqrt(float(a @ a) * float(b @ b))
-    return float(a @ b) / denominator if denominator > 0 else math.nan
 
 
 def autocorrelations(x: Floats, lags: int) -> Floats:
     """Sample autocorrelations rho(1..lags) (the usual biased estimator)."""
     x = x - x.mean()
-    denominator = float(x @ x)
-    if denominator <= 0:
+    products, _ = _lagged_products(x, x)
+    if products[0] <= 0:
         return np.zeros(lags)
-    return np.array([float(x[: len(x) - j] @ x[j:]) / denominator for j in range(1, lags + 1)])
+    return np.asarray(products[1 : lags + 1] / products[0], dtype=np.float64)
 
 
 def effective_size(x: Floats, y: Floats, lags: int) -> float:

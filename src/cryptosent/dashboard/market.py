@@ -24,14 +24,16 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import NormalDist
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
-import pandas as pd
 import psycopg
 
 from cryptosent.analysis.leadlag import MinuteSeries
 from cryptosent.errors import FatalError
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported when used: `cryptosent leadlag` starts faster without it
 
 Granularity = Literal["minute", "hour"]
 Analyzer = Literal["learned", "vader"]
@@ -54,12 +56,13 @@ class MissingPrices(FatalError):
     """`price_minute` does not exist in this database yet."""
 
 
-def _frame(conn: Connection, query: str, params: dict[str, object]) -> pd.DataFrame:
+def _rows(
+    conn: Connection, query: str, params: dict[str, object]
+) -> tuple[list[str], list[tuple[Any, ...]]]:
     try:
         with conn.cursor() as cur:
             cur.execute(query.encode(), params)
-            columns = [col.name for col in cur.description or ()]
-            return pd.DataFrame(cur.fetchall(), columns=columns)
+            return [col.name for col in cur.description or ()], cur.fetchall()
     except psycopg.errors.UndefinedTable as exc:
         raise MissingPrices(
             "table price_minute is missing: run `cryptosent db migrate` (and `cryptosent process`"
@@ -67,10 +70,18 @@ def _frame(conn: Connection, query: str, params: dict[str, object]) -> pd.DataFr
         ) from exc
 
 
+def _frame(conn: Connection, query: str, params: dict[str, object]) -> pd.DataFrame:
+    import pandas as pd
+
+    columns, rows = _rows(conn, query, params)
+    return pd.DataFrame(rows, columns=columns)
+
+
 # ------------------------------------------------------------------- one coin's minute series ---
 def _coin_minutes(prefix: str) -> str:
     return f"""
-select minute, tweets, {prefix}positive + {prefix}neutral + {prefix}negative as scored,
+select (extract(epoch from minute - %(since)s) / 60)::int as at, tweets::float8,
+       ({prefix}positive + {prefix}neutral + {prefix}negative)::float8 as scored,
        {prefix}compound_sum as compound_sum
 from coin_minute where coin = %(coin)s and minute >= %(since)s and minute < %(until)s
 order by minute"""  # noqa: S608 - column prefixes are this module's constants
@@ -78,7 +89,7 @@ order by minute"""  # noqa: S608 - column prefixes are this module's constants
 
 _COIN_MINUTES: Final = {analyzer: _coin_minutes(p) for analyzer, p in _PREFIX.items()}
 _PRICE_MINUTES: Final = """
-select minute, close from price_minute
+select (extract(epoch from minute - %(since)s) / 60)::int as at, close from price_minute
 where coin = %(coin)s and minute >= %(since)s and minute < %(until)s order by minute"""
 _NOW_MINUTE: Final = "select date_trunc('minute', now()) as now"
 
@@ -103,30 +114,26 @@ def coin_window(
     """The coin's mean sentiment, mentions and close on every minute of the `hours` before
     `until` (default: the current, unfinished minute, which is left out)."""
     if until is None:
-        until = pd.Timestamp(_frame(conn, _NOW_MINUTE, {})["now"].iloc[0]).to_pydatetime()
+        until = _rows(conn, _NOW_MINUTE, {})[1][0][0]
+        assert until is not None
     since = until - timedelta(hours=hours)
     params: dict[str, object] = {"coin": coin, "since": since, "until": until}
-    posts = _frame(conn, _COIN_MINUTES[analyzer], params)
-    prices = _frame(conn, _PRICE_MINUTES, params)
+    _, posts = _rows(conn, _COIN_MINUTES[analyzer], params)
+    _, prices = _rows(conn, _PRICE_MINUTES, params)
     n = int((until - since).total_seconds() // 60)
     sentiment = np.full(n, np.nan)
     mentions = np.zeros(n)
     close = np.full(n, np.nan)
-    if len(posts):
-        at = _positions(posts["minute"], since)
-        scored = posts["scored"].to_numpy(dtype=np.float64)
-        sums = posts["compound_sum"].to_numpy(dtype=np.float64)
+    if posts:
+        table = np.array(posts, dtype=np.float64)  # minute, tweets, scored, compound sum
+        at = table[:, 0].astype(np.int64)
         with np.errstate(invalid="ignore", divide="ignore"):
-            sentiment[at] = np.where(scored > 0, sums / scored, np.nan)
-        mentions[at] = posts["tweets"].to_numpy(dtype=np.float64)
-    if len(prices):
-        close[_positions(prices["minute"], since)] = prices["close"].to_numpy(dtype=np.float64)
+            sentiment[at] = np.where(table[:, 2] > 0, table[:, 3] / table[:, 2], np.nan)
+        mentions[at] = table[:, 1]
+    if prices:
+        table = np.array(prices, dtype=np.float64)
+        close[table[:, 0].astype(np.int64)] = table[:, 1]
     return CoinWindow(coin, since, until, MinuteSeries(sentiment, mentions, close))
-
-
-def _positions(minutes: pd.Series, since: datetime) -> Any:
-    stamps = pd.to_datetime(minutes, utc=True)
-    return ((stamps - pd.Timestamp(since)).dt.total_seconds() // 60).to_numpy(dtype=np.int64)
 
 
 # ----------------------------------------------------------------------- price per time bucket ---
@@ -142,6 +149,8 @@ def price_buckets(
     conn: Connection, coins: list[str], window: timedelta, bucket: int
 ) -> pd.DataFrame:
     """The last close of each chosen coin in each time bucket of the window."""
+    import pandas as pd
+
     if not coins:
         return pd.DataFrame(columns=["coin", "bucket", "close"])
     params: dict[str, object] = {"coins": coins, "window": window, "bucket": bucket}
@@ -216,8 +225,10 @@ def index_table(
 ) -> pd.DataFrame:
     """Per coin, for the bucket starting at `at` (default: the last closed minute or hour):
     tweets, mean sentiment, the index (0-100) and social dominance (%), highest index first."""
+    import pandas as pd
+
     if at is None:
-        at = pd.Timestamp(_frame(conn, _LAST_CLOSED[granularity], {})["at"].iloc[0])
+        at = _rows(conn, _LAST_CLOSED[granularity], {})[1][0][0]
     buckets = BASELINES[granularity]
     params: dict[str, object] = {"at": at, "baseline": buckets * STEP[granularity]}
     frame = _frame(conn, _INDEX_INPUTS[(granularity, analyzer)], params)

@@ -32,6 +32,9 @@ KeyValue = tuple[bytes, bytes]
 MAX_BATCH: Final = 2000  # records asked of a source at once at --rate max
 PROGRESS_EVERY_S: Final = 0.25
 FLUSH_TIMEOUT_S: Final = 60.0
+"""Default wait for the last acknowledgements (the setting `producer_flush_seconds`)."""
+QUEUE_DRAINED: Final = 10_000
+"""Unacknowledged messages below which a full queue counts as moving again (said anew next time)."""
 
 
 def to_message(record: Tweet | PriceTick) -> KeyValue:
@@ -65,6 +68,8 @@ class IngestStats:
     finished: float | None = None
     last_error: str | None = None
     interrupted: bool = False
+    # the producer's queue is at its bound (queue.buffering.max.*): Kafka is not taking messages
+    queue_full: bool = False
 
     @property
     def in_flight(self) -> int:
@@ -94,12 +99,15 @@ def produce(
     stop: StopSignal | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], object] | None = None,
+    flush_timeout_s: float = FLUSH_TIMEOUT_S,
 ) -> IngestStats:
     """Send the records of source to topic at rate_per_s (None = as fast as possible).
 
     Stops after count records, after duration_s, when the source is exhausted or on a stop
     (Ctrl-C, SIGTERM, its deadline); then flushes, so every message is either acknowledged or
-    counted as failed. Pacing waits on the stop; once stopped, the flush gets the stop's grace.
+    counted as failed (after flush_timeout_s). Pacing waits on the stop; once stopped, the flush
+    gets the stop's grace. A broker that stops taking messages holds the producer at its queue's
+    bound, said in one warning, never beyond it.
     """
     stats = IngestStats(started=clock())
     pause = sleep or (stop.wait if stop is not None else time.sleep)
@@ -141,14 +149,16 @@ def produce(
         if not records:
             break
         messages = [to_message(record) for record in records]
-        _enqueue(producer, topic, messages, delivered, stats, stop)
+        _enqueue(producer, topic, messages, delivered, stats, stop, on_progress)
         producer.poll(0)
+        if stats.queue_full and stats.in_flight < QUEUE_DRAINED:
+            stats.queue_full = False  # Kafka takes messages again; a new outage is said again
         if on_progress is not None and now - last_progress >= PROGRESS_EVERY_S:
             last_progress = now
             on_progress(stats)
     # Ctrl-C, SIGTERM or code; reaching --duration is how the command was meant to end
     stats.interrupted = stop is not None and stop.interrupted
-    _flush(producer, stats, stop)
+    _flush(producer, stats, stop, flush_timeout_s)
     stats.finished = clock()
     if on_progress is not None:
         on_progress(stats)
@@ -162,6 +172,7 @@ def _enqueue(
     callback: Callable[[KafkaError | None, Message], None],
     stats: IngestStats,
     stop: StopSignal | None = None,
+    on_progress: Callable[[IngestStats], None] | None = None,
 ) -> None:
     for key, value in batch:
         while True:
@@ -173,15 +184,29 @@ def _enqueue(
                 # delivery reports, then retry; a stop ends the wait (the rest was never sent)
                 if stop is not None and stop.is_set:
                     return
+                if not stats.queue_full:
+                    stats.queue_full = True
+                    log.warning(
+                        "Kafka is not taking messages: the producer's queue is full (%s not "
+                        "acknowledged); holding there until the broker answers (Ctrl-C stops)",
+                        f"{stats.in_flight:,}",
+                    )
                 producer.poll(0.05)
+                if on_progress is not None:
+                    on_progress(stats)
         stats.enqueued += 1
 
 
-def _flush(producer: Producer, stats: IngestStats, stop: StopSignal | None) -> None:
-    """Wait for every enqueued message's delivery report, up to FLUSH_TIMEOUT_S or, once
-    stopped, the stop's grace; what is left is purged and counts as failed."""
+def _flush(
+    producer: Producer,
+    stats: IngestStats,
+    stop: StopSignal | None,
+    timeout_s: float = FLUSH_TIMEOUT_S,
+) -> None:
+    """Wait for every enqueued message's delivery report, up to timeout_s or, once stopped,
+    the stop's grace; what is left is purged and counts as failed."""
     if stats.in_flight > 0:
-        kafka.flush_until(producer, FLUSH_TIMEOUT_S, stop)
+        kafka.flush_until(producer, timeout_s, stop)
     if stats.in_flight > 0:
         # still queued (broker gone, or no time left): purge so the reports arrive as failures
         producer.purge()

@@ -74,6 +74,7 @@ def run_ingest(
                 stats = produce(
                     source, producer=producer, topic=topic, rate_per_s=rate_per_s,
                     count=count, on_progress=show, stop=stop,
+                    flush_timeout_s=settings.producer_flush_seconds,
                 )  # fmt: skip
         finally:
             source.close()

@@ -48,7 +48,6 @@ PRICE_SCHEMA = pa.schema(
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MINUTE_US = 60_000_000
 
 OrderKey = tuple[int, int, int]
 """(ts in microseconds since the epoch, Kafka partition, Kafka offset): the order of trades."""
@@ -98,27 +97,47 @@ def _time(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
+# the grouped columns, in MinuteBar's field order
+_BAR_AGGREGATES = (
+    "coin", "minute", "price_first", "price_max", "price_min", "price_last", "size_sum",
+    "price_count", "ts_first", "partition_first", "offset_first", "ts_last", "partition_last",
+    "offset_last",
+)  # fmt: skip
+
+
 def minute_bars(table: pa.Table) -> list[MinuteBar]:
-    """One bar per (coin, minute) of a `PRICE_SCHEMA` table, sorted by coin and minute."""
+    """One bar per (coin, minute) of a `PRICE_SCHEMA` table, sorted by coin and minute; the same
+    bars as merging every trade's own bar (`MinuteBar.merge`), computed by Arrow."""
+    if not table.num_rows:
+        return []
     # the trade's order key: integer microseconds, exact (timestamptz keeps microseconds too)
-    micros = pc.cast(table.column("ts"), pa.int64()).to_pylist()
-    bars: dict[tuple[str, int], MinuteBar] = {}
-    columns = zip(
-        table.column("coin").to_pylist(),
-        micros,
-        table.column("price").to_pylist(),
-        table.column("size").to_pylist(),
-        table.column("kafka_partition").to_pylist(),
-        table.column("kafka_offset").to_pylist(),
-        strict=True,
-    )
-    for coin, ts, price, size, partition, offset in columns:
-        minute = ts - ts % _MINUTE_US
-        key = (ts, partition, offset)
-        trade = MinuteBar(coin, minute, price, price, price, price, size or 0.0, 1, key, key)
-        found = bars.get((coin, minute))
-        bars[(coin, minute)] = trade if found is None else found.merge(trade)
-    return [bars[k] for k in sorted(bars)]
+    micros = pc.cast(table.column("ts"), pa.int64())
+    minutes = pc.cast(pc.floor_temporal(table.column("ts"), unit="minute"), pa.int64())
+    trades = pa.table(
+        {
+            "coin": table.column("coin"),
+            "minute": minutes,
+            "ts": micros,
+            "partition": table.column("kafka_partition"),
+            "offset": table.column("kafka_offset"),
+            "price": table.column("price"),
+            "size": pc.fill_null(table.column("size"), 0.0),
+        }
+    ).sort_by([("coin", "ascending"), ("ts", "ascending"), ("partition", "ascending"),
+               ("offset", "ascending")])  # fmt: skip
+    # in order, one thread: "first" and "last" are the earliest and latest trade of each group
+    grouped = trades.group_by(["coin", "minute"], use_threads=False).aggregate(
+        [("price", "first"), ("price", "max"), ("price", "min"), ("price", "last"),
+         ("size", "sum"), ("price", "count"),
+         ("ts", "first"), ("partition", "first"), ("offset", "first"),
+         ("ts", "last"), ("partition", "last"), ("offset", "last")]
+    )  # fmt: skip
+    rows = zip(*(grouped.column(name).to_pylist() for name in _BAR_AGGREGATES), strict=True)
+    bars = [
+        MinuteBar(coin, minute, o, h, low, close, volume, n, (ts0, p0, o0), (ts1, p1, o1))
+        for coin, minute, o, h, low, close, volume, n, ts0, p0, o0, ts1, p1, o1 in rows
+    ]
+    return sorted(bars, key=lambda bar: (bar.coin, bar.minute_us))
 
 
 # ---- PostgreSQL: price_minute -----------------------------------------------------------------

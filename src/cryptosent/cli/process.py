@@ -75,17 +75,19 @@ def process(
                 if prices
                 else None
             )
-            stats, price_stats = run_beside(processor, price_processor)
+            stats, price_rate = run_beside(processor, price_processor)
     out.print(
         f"process: {stats.consumed:,} consumed, {stats.stored:,} stored, "
         f"{stats.duplicates:,} duplicate ids skipped, {stats.dlq:,} dead-lettered, "
         f"{stats.lake_objects:,} lake objects"
     )
-    if price_stats is not None:
+    if price_processor is not None:
+        price_stats = price_processor.stats
         out.print(
             f"prices: {price_stats.consumed:,} consumed, {price_stats.rows.get('postgres', 0):,} "
             f"trades into price_minute ({price_stats.new.get('postgres', 0):,} minute upserts), "
-            f"{price_stats.dlq:,} dead-lettered, {price_stats.lake_objects:,} lake objects"
+            f"{price_stats.dlq:,} dead-lettered, {price_stats.lake_objects:,} lake objects, "
+            f"{price_rate:,.0f} messages/s while busy"
         )
 
 

@@ -205,3 +205,16 @@ def test_prices_render_as_hive_partitioned_parquet_per_partition_and_hour() -> N
         {"coin": "BTC", "ts": T0 + timedelta(seconds=3605), "price": 101.0, "size": None,
          "source": "test", "kafka_partition": 0, "kafka_offset": 41}
     ]  # fmt: skip
+
+
+def test_the_future_is_judged_from_the_kafka_timestamp_when_there_is_one() -> None:
+    sent = T0 + timedelta(minutes=20)  # reached Kafka 40 minutes before NOW
+    millis = (sent - EPOCH) // timedelta(milliseconds=1)
+    early = FakeMessage(1, 0, json.dumps(price("BTC", 30 * 60, 1.0)).encode(), (1, millis))
+    late = FakeMessage(1, 1, json.dumps(price("BTC", 31 * 60, 1.0)).encode(), (1, millis))
+    decoded = decode_prices([early, late], KNOWN, timedelta(minutes=10), now=NOW)
+    assert decoded.batch.table.column("kafka_offset").to_pylist() == [0]  # 10 min after: kept
+    assert [(m.offset(), r) for m, r in decoded.dead] == [
+        (1, "ts in the future (2026-01-01T12:31:00+00:00, received 2026-01-01T12:20:00+00:00, "
+            "margin 600 s)")
+    ]  # fmt: skip

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from cryptosent.analysis.campaigns import CampaignDetector, Flag, Post, post_from_tweet
-from cryptosent.batch import Revision, ScoredBatch
+from cryptosent.batch import Ranges, Revision, ScoredBatch
 from cryptosent.config import Settings
 from cryptosent.runtime import Retry, StopSignal
 from cryptosent.sinks.database import Database
@@ -32,18 +33,23 @@ log = logging.getLogger(__name__)
 
 # rows per observe() while catching up (bounds the detector's per-call arrays)
 _CHUNK = 20_000
+# a catch-up skips the rows of this processor's last batches (it observed them itself); older
+# ones are read again only while a long transaction holds the snapshots' xmin back (no-ops)
+_OWN_BATCHES = 4
 
 _COLUMNS = """id, author_id, author_username, author_followers, author_verified, created_at,
-       text, retweet_of, spam, campaign_id"""
+       text, retweet_of, spam, campaign_id, stored_xid::text"""
 _SNAPSHOT = "select pg_snapshot_xmin(pg_current_snapshot())::text"
 _WINDOW = f"""
 select {_COLUMNS} from tweets
 where created_at >= (select max(created_at) from tweets) - make_interval(secs => %s)
-order by created_at desc, id desc limit %s"""  # noqa: S608 - constant column list
+order by stored_xid desc, kafka_partition desc, kafka_offset desc limit %s"""  # noqa: S608 - constant column list
 _SINCE = f"""
 select {_COLUMNS} from tweets
 where stored_xid >= %s::xid8 and created_at >= coalesce(%s, '-infinity'::timestamptz)
-order by created_at, id"""  # noqa: S608 - constant column list
+  and not exists (select from unnest(%s::int[], %s::bigint[], %s::bigint[]) as own (p, lo, hi)
+                  where kafka_partition = own.p and kafka_offset between own.lo and own.hi)
+order by stored_xid, kafka_partition, kafka_offset"""  # noqa: S608 - constant column list
 
 
 @dataclass(frozen=True)
@@ -53,12 +59,14 @@ class StoredPost:
     post: Post
     spam: bool
     campaign_id: str | None
+    batch: str = ""
+    """The transaction that stored it (`tweets.stored_xid`): the batch it was observed in."""
 
 
 def stored_post(row: Sequence[Any]) -> StoredPost:
     """A `tweets` row (columns of `_COLUMNS`) as the detector sees it (as `post_from_tweet`)."""
     tweet_id, author_id, username, followers, verified, created_at = row[:6]
-    text, retweet_of, spam, campaign_id = row[6:]
+    text, retweet_of, spam, campaign_id, batch = row[6:]
     assert isinstance(created_at, datetime)
     post = Post(
         id=str(tweet_id),
@@ -69,7 +77,8 @@ def stored_post(row: Sequence[Any]) -> StoredPost:
         verified=bool(verified),
         retweet=retweet_of is not None,
     )
-    return StoredPost(post, bool(spam), None if campaign_id is None else str(campaign_id))
+    campaign = None if campaign_id is None else str(campaign_id)
+    return StoredPost(post, bool(spam), campaign, str(batch))
 
 
 class PeerPosts:
@@ -86,9 +95,12 @@ class PeerPosts:
         self.max_posts = max_posts
         self._cursor: str | None = None  # xmin of the last read's snapshot
 
-    def read(self, newest: float) -> list[StoredPost]:
-        """Posts stored since the last call (the window's on the first), oldest first; newest:
-        the detector's newest post time (older ones than its window are not returned)."""
+    def read(self, newest: float, own: Ranges | None = None) -> list[StoredPost]:
+        """Posts stored since the last call (the window's on the first), in the order they were
+        stored (transaction, partition, offset); newest:
+        the detector's newest post time (older ones than its window are not returned); own:
+        offsets the detector observed itself (partition -> first, last), skipped."""
+        own = own or {}
         with self.database.transaction() as conn:
             conn.execute("set transaction isolation level repeatable read")
             row = conn.execute(_SNAPSHOT).fetchone()
@@ -102,7 +114,12 @@ class PeerPosts:
                     if math.isfinite(newest)
                     else None
                 )
-                rows = conn.execute(_SINCE, [self._cursor, since]).fetchall()
+                parts = sorted(own)
+                rows = conn.execute(
+                    _SINCE,
+                    [self._cursor, since, parts, [own[p][0] for p in parts],
+                     [own[p][1] for p in parts]],
+                ).fetchall()  # fmt: skip
         self._cursor = cursor
         return [stored_post(r) for r in rows]
 
@@ -122,12 +139,15 @@ class CampaignStage:
         self.peers = peers
         self.retry = retry
         self._newest = float("-inf")
+        # offsets of the last batches, which a catch-up need not read back
+        self._own: deque[Ranges] = deque(maxlen=_OWN_BATCHES)
 
     def __call__(self, decoded: Any) -> ScoredBatch:
         """Score the decoded batch (`transform.Decoded`), then flag it."""
         batch = self.scorer(decoded)
         revisions = self.catch_up()
         observation = self.detector.observe([post_from_tweet(t) for t in decoded.tweets])
+        self._own.append(dict(decoded.ranges))
         _merge(revisions, observation.revisions)
         if decoded.tweets:
             self._newest = max(self._newest, max(t.created_at.timestamp() for t in decoded.tweets))
@@ -142,10 +162,15 @@ class CampaignStage:
         peers = self.peers
         if peers is None:
             return revisions
+        own: Ranges = {}
+        for ranges in self._own:
+            for partition, (first, last) in ranges.items():
+                lo, hi = own.get(partition, (first, last))
+                own[partition] = (min(lo, first), max(hi, last))
         if self.retry is not None:
-            stored = self.retry("campaign peers", lambda: peers.read(self._newest))
+            stored = self.retry("campaign peers", lambda: peers.read(self._newest, own))
         else:
-            stored = peers.read(self._newest)
+            stored = peers.read(self._newest, own)
         for chunk in _chunks(stored, _CHUNK):
             observation = self.detector.observe([s.post for s in chunk])
             _merge(revisions, observation.revisions)
@@ -172,8 +197,16 @@ def _merge(revisions: dict[str, Revision], flags: Sequence[Flag]) -> None:
 
 
 def _chunks(items: list[StoredPost], size: int) -> Iterator[list[StoredPost]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+    """The posts as the batches they were stored in (at most size each), in order: observed so,
+    a detector's state follows the one that stored them as closely as the rows tell."""
+    chunk: list[StoredPost] = []
+    for item in items:
+        if chunk and (item.batch != chunk[-1].batch or len(chunk) >= size):
+            yield chunk
+            chunk = []
+        chunk.append(item)
+    if chunk:
+        yield chunk
 
 
 def campaign_stage(

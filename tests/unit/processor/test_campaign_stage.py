@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 
 from cryptosent.analysis.campaigns import CampaignDetector, post_from_tweet
-from cryptosent.batch import SCHEMA, ScoredBatch
+from cryptosent.batch import SCHEMA, Ranges, ScoredBatch
 from cryptosent.model import Author, Tweet
 from cryptosent.processor.campaigns import CampaignStage, StoredPost, stored_post
 
@@ -37,6 +37,7 @@ def organic(i: int) -> Tweet:
 @dataclass
 class Decoded:
     tweets: list[Tweet]
+    ranges: Ranges = field(default_factory=dict)
 
 
 def score(decoded: Decoded) -> ScoredBatch:
@@ -51,9 +52,11 @@ class FakePeers:
 
     pending: list[StoredPost] = field(default_factory=list)
     newest: list[float] = field(default_factory=list)
+    own: list[Ranges] = field(default_factory=list)
 
-    def read(self, newest: float) -> list[StoredPost]:
+    def read(self, newest: float, own: Ranges | None = None) -> list[StoredPost]:
         self.newest.append(newest)
+        self.own.append(own or {})
         out, self.pending = self.pending, []
         return out
 
@@ -82,21 +85,25 @@ def test_posts_stored_by_peers_count_and_disagreeing_stored_flags_are_revised() 
     stage = CampaignStage(score, CampaignDetector(), peers)  # type: ignore[arg-type]
     # a peer stored five posts of a campaign as organic (it had seen only its own)
     peers.pending = [StoredPost(post_from_tweet(shill(i)), False, None) for i in range(5)]
-    batch = stage(Decoded([shill(5), organic(6)]))
+    batch = stage(Decoded([shill(5), organic(6)], {0: (10, 11)}))
     assert flags(batch) == [("s5", True, "cs0"), ("o6", False, None)]
     assert sorted(batch.revisions) == [(f"s{i}", True, "cs0") for i in range(5)]
     # stored flags that agree with the detector need no revision; seen posts are no-ops
     peers.pending = [StoredPost(post_from_tweet(shill(7)), True, "cs0")]
-    again = stage(Decoded([shill(5), organic(8)]))
+    again = stage(Decoded([shill(5), organic(8)], {0: (12, 13), 1: (4, 4)}))
     assert flags(again) == [("s5", True, "cs0"), ("o8", False, None)]
     assert again.revisions == []
     assert peers.newest[0] == float("-inf") and peers.newest[1] == (T0.timestamp() + 6)
+    # its own offsets are skipped: the last batches' ranges, merged per partition
+    assert peers.own == [{}, {0: (10, 11)}]
+    stage(Decoded([organic(9)], {0: (14, 20)}))
+    assert peers.own[-1] == {0: (10, 13), 1: (4, 4)}
 
 
 def test_a_stored_row_reads_as_the_tweet_it_was() -> None:
     tweet = shill(4)
-    row = ("s4", "acct4", "acct4", 3, None, tweet.created_at, tweet.text, None, True, "cs0")
-    assert stored_post(row) == StoredPost(post_from_tweet(tweet), True, "cs0")
-    anonymous = ("x1", None, None, None, None, T0, "hi", "r9", False, None)
+    row = ("s4", "acct4", "acct4", 3, None, tweet.created_at, tweet.text, None, True, "cs0", 77)
+    assert stored_post(row) == StoredPost(post_from_tweet(tweet), True, "cs0", "77")
+    anonymous = ("x1", None, None, None, None, T0, "hi", "r9", False, None, 78)
     post = stored_post(anonymous).post
     assert (post.author_id, post.followers, post.retweet) == ("?x1", None, True)

@@ -5,9 +5,11 @@ Run (the local stack up): ``.venv/bin/python -m benchmarks.prices_throughput [--
 
 On fresh topics, a fresh database and a fresh S3 prefix: ``cryptosent prices replay`` of a file
 of `--prices` trades (10 coins, 5 ms apart) and ``cryptosent generate --count`` `--tweets`, then
-one ``cryptosent process --until-idle`` drains both. The price rate is what `process` reports
-("messages/s while busy": from its first price batch to its last); the tweet rate is the rows
-committed between the first and the last tweet batch (`stored_at`), as in `cryptosent bench`.
+one ``cryptosent process --until-idle -v`` drains both. The price rate is what `process` reports
+("messages/s while busy": from its first price batch to its last), with the CPU time of the
+price stream's thread (its Python work: decoding, bars, PostgreSQL, Parquet); the tweet rate
+is the rows committed between the first and the last tweet batch (`stored_at`), as in
+`cryptosent bench`.
 The tweet path must still be busy when the price path ends, or the figure is not "while the
 tweet path runs": the script says so.
 """
@@ -112,10 +114,11 @@ def main() -> None:
             cli(env, "prices", "replay", str(path))
         cli(env, "generate", "--count", str(args.tweets), "--rate", "max", "--seed", "7")
         started = time.monotonic()
-        result = cli(env, "process", "--until-idle")
+        result = cli(env, "process", "--until-idle", "-v")
         wall = time.monotonic() - started
         found = re.search(r"([\d,]+) messages/s while busy", result.stdout)
-        assert found, result.stdout
+        cpu = re.search(r"price stream: \d+ messages, ([\d.]+) CPU s on its thread", result.stderr)
+        assert found and cpu, (result.stdout, result.stderr)
         with psycopg.connect(url) as conn:
             row = conn.execute(
                 "select count(*), extract(epoch from max(stored_at) - min(stored_at)) from tweets"
@@ -130,6 +133,7 @@ def main() -> None:
             "price_trades_stored": int(trades[0]),
             "prices_per_s_while_busy": round(price_rate),
             "price_busy_s": round(args.prices / price_rate, 2),
+            "price_thread_cpu_s_per_1000": round(1000 * float(cpu[1]) / args.prices, 4),
             "tweets_per_s_sustained": round(tweet_count / tweet_span) if tweet_span else None,
             "tweet_busy_s": round(tweet_span, 2),
             "process_wall_s": round(wall, 2),

@@ -123,6 +123,20 @@ class PriceProcessor(Processor):
     # wall-clock seconds of the first batch's start and the last batch's end (the busy window)
     busy_since: float | None = None
     busy_until: float | None = None
+    # CPU seconds of the thread that ran the loop (the Python work; librdkafka has its own)
+    cpu_s: float = 0.0
+
+    def run(self) -> ProcessStats:
+        """The consumer loop (`Processor.run`), its thread's CPU time counted."""
+        started = time.thread_time()
+        try:
+            return super().run()
+        finally:
+            self.cpu_s = time.thread_time() - started
+            log.info(
+                "price stream: %d messages, %.2f CPU s on its thread, %.0f messages/s while busy",
+                self.stats.consumed, self.cpu_s, self.sustained_rate,
+            )  # fmt: skip
 
     @property
     def sustained_rate(self) -> float:

@@ -262,3 +262,21 @@ def test_a_processor_killed_mid_run_leaves_price_minute_exact(
     assert offsets_stored(p, prices_topic, "postgres") == 30_000
     assert lake_prices(p) == as_lake_rows(records)
     assert p.scalar("select count(*) from lake_intents") == 0
+
+
+@pytest.mark.timeout(300)
+def test_a_missing_prices_topic_is_a_warning_and_tweets_are_still_processed(
+    pipeline: Pipeline,
+) -> None:
+    p = pipeline
+    missing = f"missing-prices-{uuid.uuid4().hex[:8]}"
+    p.env.update(CRYPTOSENT_PRICES_TOPIC=missing)
+    assert p.cli("generate", "--count", "300", "--rate", "max", "--seed", "5").returncode == 0
+    run = p.cli("process", "--until-idle")
+    assert run.returncode == 0, run.stderr
+    stderr = " ".join(run.stderr.split())
+    assert f"warning: Kafka topic '{missing}' does not exist at " in stderr
+    assert "; processing tweets only" in stderr
+    assert "process: 300 consumed, 300 stored" in run.stdout
+    assert "prices:" not in run.stdout
+    assert p.scalar("select count(*) from price_minute") == 0

@@ -47,7 +47,7 @@ def test_page_with_data_has_every_panel(known: str, point_at) -> None:  # noqa: 
     assert at.get("imgs") or at.get("image")  # the word cloud
     assert len(at.dataframe) >= 2  # alerts and latest tweets
     assert [h.value for h in at.subheader] == [
-        "Coin drill-down", "Latest tweets", "Pipeline health"
+        "Coin drill-down", "Bots and campaigns", "Latest tweets", "Pipeline health"
     ]  # fmt: skip
     # the untrusted tweet text never went through markdown
     assert not any("rekt" in m.value for m in at.markdown)

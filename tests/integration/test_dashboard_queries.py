@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from cryptosent import aggregates
 from cryptosent.batch import SCHEMA
 from cryptosent.config import Settings
 from cryptosent.dashboard import queries
@@ -58,15 +59,8 @@ GROUP, TOPIC = "cryptosent-processor", "tweets"
 DERIVE = (
     """insert into tweet_coins (coin, tweet_id, created_at)
        select coin, id, created_at from tweets, unnest(coins) as coin""",
-    """insert into coin_minute
-       select coin, date_trunc('minute', created_at), count(*),
-              count(*) filter (where label = 'positive'),
-              count(*) filter (where label = 'neutral'),
-              count(*) filter (where label = 'negative'), sum(compound),
-              count(*) filter (where vader_label = 'positive'),
-              count(*) filter (where vader_label = 'neutral'),
-              count(*) filter (where vader_label = 'negative'), sum(vader_compound)
-       from tweets, unnest(coins || '{*}'::text[]) as coin group by 1, 2""",
+    # every measure, the organic and weighted ones too, as the processor computes them
+    f"insert into coin_minute (coin, minute, {aggregates.COLUMNS}) {aggregates.minute_rebuild()}",
 )
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from cryptosent.analysis.coins import COINS
-from cryptosent.dashboard import charts, data, formatting
+from cryptosent.dashboard import campaigns, charts, data, formatting
 from cryptosent.dashboard.kafka_lag import consumer_lag
 from cryptosent.dashboard.queries import ANALYZERS, RANGES, Analyzer, pick_analyzer, pick_totals
 from cryptosent.dashboard.snapshot import Snapshot
@@ -39,6 +39,7 @@ def sidebar() -> tuple[str, Analyzer, float | None]:
             "Analyzer", ANALYZERS, default="learned", required=True, key="analyzer",
             help="learned: the distilled crypto sentiment model (default); vader: VADER 3.3.2",
         )  # fmt: skip
+        campaigns.organic_switch()
         live = st.toggle("Live updates", value=True, key="live")
         refresh = st.slider(
             "Refresh every (seconds)", 2, 60, s.dashboard_refresh_seconds,
@@ -250,6 +251,7 @@ def live(range_key: str, analyzer: Analyzer, refresh: float | None) -> None:
     if snap.empty:
         empty_state()
         return
+    every_post, snap = snap, campaigns.view(snap)
     kpis(snap, analyzer)
     overview(snap, analyzer)
     st.subheader("Coin drill-down")
@@ -261,6 +263,8 @@ def live(range_key: str, analyzer: Analyzer, refresh: float | None) -> None:
     )  # fmt: skip
     drilldown(snap, analyzer, [c for c in picked if c in set(snap.coin_buckets["coin"])])
     words_and_alerts(snap, analyzer)
+    st.subheader("Bots and campaigns")
+    campaigns.panels(every_post)
     st.subheader("Latest tweets")
     st.selectbox("Mentioning", [ALL_COINS, *NAMES], key="tweets_coin", width=240)
     latest_table(snap, analyzer)

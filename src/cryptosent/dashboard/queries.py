@@ -227,7 +227,7 @@ def coin_buckets(
 
 # ------------------------------------------------------------------------------------ tweets ---
 _TWEET_COLUMNS = """t.created_at, t.author_username, t.text, t.coins,
-       t.compound, t.label, t.confidence, t.vader_compound, t.vader_label"""
+       t.compound, t.label, t.confidence, t.vader_compound, t.vader_label, t.spam"""
 
 _LATEST = f"""
 select {_TWEET_COLUMNS}
@@ -319,7 +319,8 @@ def store_state(conn: Connection, group: str, topic: str) -> StoreState:
 _LAKE_TWEET_COLUMNS: Final = ", ".join(
     dict.fromkeys(
         ["id", "created_at", "text", "author_username", "coins", "compound", "label",
-         "confidence", "vader_compound", "vader_label", *aggregates.INPUTS]
+         "confidence", "vader_compound", "vader_label", "author_id", "campaign_id",
+         *aggregates.INPUTS]
     )
 )  # fmt: skip
 LAKE_VIEWS: Final = (

@@ -65,12 +65,25 @@ def write_coin(
             "select column_name, data_type from information_schema.columns"
             " where table_name = 'price_minute' and is_nullable = 'NO' and column_default is null"
         ).fetchall()
+        # every post scored positive, none spam: the organic measures (if any) equal the plain
+        present = {
+            name for (name,) in conn.execute(
+                "select column_name from information_schema.columns"
+                " where table_name = 'coin_minute'"
+            ).fetchall()
+        }  # fmt: skip
+        plain = {
+            "tweets": "n", "positive": "n", "neutral": "0", "negative": "0",
+            "compound_sum": "s", "vader_positive": "n", "vader_neutral": "0",
+            "vader_negative": "0", "vader_compound_sum": "0",
+        }  # fmt: skip
+        values = {**plain, **{f"organic_{k}": v for k, v in plain.items()}}
+        columns = [name for name in values if name in present]
         conn.execute(
-            "insert into coin_minute (coin, minute, tweets, positive, neutral, negative,"
-            " compound_sum, vader_positive, vader_neutral, vader_negative, vader_compound_sum)"
-            " select c, m, n, n, 0, 0, s, n, 0, 0, 0"
+            f"insert into coin_minute (coin, minute, {', '.join(columns)})"
+            f" select c, m, {', '.join(values[name] for name in columns)}"
             " from unnest(%s::text[], %s::timestamptz[], %s::bigint[], %s::float8[])"
-            " as r(c, m, n, s)",
+            " as r(c, m, n, s)".encode(),
             [coins, times, tweets, sums],
         )
         with conn.cursor() as cur:

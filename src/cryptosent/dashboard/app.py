@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from cryptosent.analysis.coins import COINS
-from cryptosent.dashboard import campaigns, charts, data, formatting
+from cryptosent.dashboard import campaigns, charts, data, formatting, market_panels
 from cryptosent.dashboard.kafka_lag import consumer_lag
 from cryptosent.dashboard.queries import ANALYZERS, RANGES, Analyzer, pick_analyzer, pick_totals
 from cryptosent.dashboard.snapshot import Snapshot
@@ -254,6 +254,7 @@ def live(range_key: str, analyzer: Analyzer, refresh: float | None) -> None:
     every_post, snap = snap, campaigns.view(snap)
     kpis(snap, analyzer)
     overview(snap, analyzer)
+    market_panels.index_table(analyzer)
     st.subheader("Coin drill-down")
     if "drill" not in st.session_state:
         st.session_state["drill"] = list(snap.heatmap_coins[:3])
@@ -262,6 +263,9 @@ def live(range_key: str, analyzer: Analyzer, refresh: float | None) -> None:
         format_func=lambda t: f"{t} · {NAMES.get(t, t)}", max_selections=6,
     )  # fmt: skip
     drilldown(snap, analyzer, [c for c in picked if c in set(snap.coin_buckets["coin"])])
+    market_panels.prices(snap, analyzer, [c for c in picked if c in NAMES])
+    st.subheader("Does sentiment move before price?")
+    market_panels.leadlag(snap, analyzer, picked)
     words_and_alerts(snap, analyzer)
     st.subheader("Bots and campaigns")
     campaigns.panels(every_post)

@@ -119,6 +119,18 @@ class PrivateStack:
         )
         for future in futures.values():
             future.result(timeout=30)
+
+        def led() -> bool:
+            # a fresh broker acknowledges the creation before its metadata shows the topic: a
+            # `generate` started at once said "topic does not exist" (1 run in about 10)
+            topics = admin.list_topics(timeout=5).topics
+            return all(
+                t in topics and topics[t].error is None and topics[t].partitions
+                and all(p.leader >= 0 for p in topics[t].partitions.values())
+                for t in (name, f"{name}.dlq")
+            )  # fmt: skip
+
+        wait_for(led, timeout=30, what=f"topic {name} to have leaders", step=0.1)
         return name
 
     def new_database(self) -> str:

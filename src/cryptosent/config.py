@@ -98,6 +98,16 @@ class Settings(BaseSettings):
     alert_min_tweets: int = Field(default=20, ge=1)
     alert_volume_factor: float = Field(default=3.0, gt=1)
     alert_sentiment_swing: float = Field(default=0.35, gt=0, le=2)
+    # webhooks the alerts are posted to (docs/market.md#alerts-that-reach-people); URLs are secrets
+    alert_slack_webhook_url: SecretStr | None = None
+    alert_discord_webhook_url: SecretStr | None = None
+    alert_webhook_url: SecretStr | None = None  # generic JSON: the alert's fields + idempotency_key
+    alert_telegram_bot_token: SecretStr | None = None
+    alert_telegram_chat_id: str | None = None
+    alert_telegram_api_url: str = "https://api.telegram.org"
+    alert_webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    alert_webhook_attempts: int = Field(default=5, ge=1, le=20)
+    alert_webhook_rate_per_minute: float = Field(default=20.0, gt=0)
     # a post dated more than this after its message reached Kafka is dead-lettered
     future_margin_seconds: float = Field(default=600.0, ge=0)
     # spam and campaign flags (docs/campaigns.md): on or off, and the seconds within which a

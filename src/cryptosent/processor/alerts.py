@@ -18,8 +18,10 @@ import orjson
 from confluent_kafka import Producer
 
 from cryptosent.analysis.alerts import MINUTE, Alert, AlertRules, CoinMinute, detect
+from cryptosent.config import get_settings
 from cryptosent.errors import TransientError
 from cryptosent.kafka import flush_until
+from cryptosent.processor.webhooks import Webhooks
 from cryptosent.runtime import StopSignal, Unanswered, until_stopped
 from cryptosent.sinks.database import Connection, Database
 
@@ -72,8 +74,11 @@ class AlertJob:
         lookback_minutes: int = 5,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         stop: StopSignal | None = None,
+        webhooks: Webhooks | None = None,
     ) -> None:
         self.database = database
+        # the settings' webhooks (none by default): each new alert is queued, never awaited
+        self.webhooks = webhooks if webhooks is not None else Webhooks.from_settings(get_settings())
         self.stop = stop
         self.publisher = publisher
         self.topic = topic
@@ -117,6 +122,7 @@ class AlertJob:
             return 0
         for alert in new:
             log.info("alert: %s", alert.message)
+            self.webhooks.submit(alert)
             if self.publisher is not None and self.topic:
                 payload = {
                     "coin": alert.coin, "minute": alert.minute.isoformat(), "kind": alert.kind,
@@ -128,5 +134,6 @@ class AlertJob:
         return len(new)
 
     def close(self) -> None:
-        """Close the job's connection."""
+        """Close the job's connection and its webhooks (a second for what is queued)."""
         self.database.close()
+        self.webhooks.close()

@@ -110,13 +110,16 @@ def test_duckdb_lake_mode_computes_the_definition() -> None:
         assert abs(got[coin]["organic_vader_compound_sum"] - sum(r[4] for r in organic)) < 1e-9
         weight = {id(r): w for r, w in zip(rows, weights, strict=True)}
         assert abs(got[coin]["weight_sum"] - sum(weight[id(r)] for r in mine)) < 1e-9
-        assert abs(
-            got[coin]["weighted_compound_sum"] - sum(weight[id(r)] * r[2] for r in mine)
-        ) < 1e-9
+        assert (
+            abs(got[coin]["weighted_compound_sum"] - sum(weight[id(r)] * r[2] for r in mine)) < 1e-9
+        )
         assert abs(got[coin]["organic_weight_sum"] - sum(weight[id(r)] for r in organic)) < 1e-9
-        assert abs(
-            got[coin]["organic_weighted_compound_sum"]
-            - sum(weight[id(r)] * r[2] for r in organic)
-        ) < 1e-9
+        assert (
+            abs(
+                got[coin]["organic_weighted_compound_sum"]
+                - sum(weight[id(r)] * r[2] for r in organic)
+            )
+            < 1e-9
+        )
     hours = db.execute(f"select {aggregates.COLUMNS} from coin_hour where coin = '*'").fetchall()
     assert list(hours[0]) == [got["*"][n] for n in aggregates.NAMES]

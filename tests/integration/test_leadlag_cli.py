@@ -42,6 +42,15 @@ def test_leadlag_finds_the_lead_and_not_a_relation_that_is_not_there(database_ur
     assert btc["reason"] is None
     assert btc["verdict"].startswith(f"sentiment led price by ~{btc['best_lag_minutes']} min")
 
+    # market_support writes every post as organic too: the organic view gives the same answer
+    done = leadlag(database_url, "--coin", "BTC", "--organic", "--json")
+    assert done.returncode == 0, done.stderr
+    organic = orjson.loads(done.stdout)
+    assert organic["organic"] is True
+    assert organic["best_lag_minutes"] == btc["best_lag_minutes"]
+    # equal unless a minute passed between the two commands (the window moves by one minute)
+    assert organic["correlation"] == pytest.approx(btc["correlation"], abs=0.01)
+
     done = leadlag(database_url, "--coin", "eth", "--json")
     assert done.returncode == 0, done.stderr
     eth = orjson.loads(done.stdout)

@@ -46,6 +46,7 @@ def test_index_and_dominance_per_minute_and_per_hour(database_url: str) -> None:
         minute = index_table(conn, "minute", at=AT)
         hour = index_table(conn, "hour", at=AT)
         hour_before = index_table(conn, "hour", at=AT - timedelta(hours=1))
+        organic = index_table(conn, "minute", at=AT, organic=True)
 
     assert list(minute["coin"]) == ["BTC", "ETH"]
     btc, eth = minute.iloc[0], minute.iloc[1]
@@ -56,6 +57,10 @@ def test_index_and_dominance_per_minute_and_per_hour(database_url: str) -> None:
     assert (btc["tweets"], eth["tweets"]) == (40, 10)
     assert btc["mean"] == pytest.approx(0.15) and eth["mean"] == pytest.approx(-0.2)
     assert (btc["dominance"], eth["dominance"]) == (pytest.approx(80.0), pytest.approx(20.0))
+    # these rows carry no organic measures (all 0): the organic view reads those columns
+    assert list(organic["tweets"]) == [0, 0]
+    assert list(organic["index"]) == [pytest.approx(50.0), pytest.approx(50.0)]
+    assert list(organic["dominance"]) == [0.0, 0.0] and organic["mean"].isna().all()
 
     # hour at AT: the hour starting at AT holds only AT's minute (and SOL's after it);
     # the 24 hours before are the baseline (480 buckets, 456 of them empty)

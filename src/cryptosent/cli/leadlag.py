@@ -23,6 +23,9 @@ def leadlag(
     analyzer: Annotated[
         str, typer.Option(help="learned (the stored default) or vader.")
     ] = "learned",
+    organic: Annotated[
+        bool, typer.Option("--organic", help="Count only organic posts (not flagged as spam).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Correlate the coin's per-minute sentiment (and mention volume) with its price returns at
@@ -41,7 +44,7 @@ def leadlag(
         fail(f"--analyzer {analyzer!r}: choose learned or vader")
     ticker = coin.strip().upper()
     with user_errors(), psycopg.connect(get_settings().database_dsn(), connect_timeout=5) as conn:
-        window = coin_window(conn, ticker, hours, analyzer)  # type: ignore[arg-type]
+        window = coin_window(conn, ticker, hours, analyzer, organic=organic)  # type: ignore[arg-type]
     result = lead_lag(window.series, max_lag)
     s = result.sentiment
     if as_json:
@@ -52,6 +55,7 @@ def leadlag(
             "until": window.until.isoformat(),
             "n_minutes": result.n_minutes,
             "max_lag_minutes": max_lag,
+            "organic": organic,
             **s.as_dict(),
             "reason": result.reason,
             "verdict": verdict(s, hours),

@@ -264,7 +264,6 @@ def live(range_key: str, analyzer: Analyzer, refresh: float | None) -> None:
     )  # fmt: skip
     drilldown(snap, analyzer, [c for c in picked if c in set(snap.coin_buckets["coin"])])
     market_panels.prices(snap, analyzer, [c for c in picked if c in NAMES])
-    st.subheader("Does sentiment move before price?")
     market_panels.leadlag(snap, analyzer, picked)
     words_and_alerts(snap, analyzer)
     st.subheader("Bots and campaigns")

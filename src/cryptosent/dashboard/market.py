@@ -15,7 +15,8 @@ where mood is the bucket's mean compound and Phi the standard normal CDF: 50 is 
 bucket for that coin; both z near +2 gives about 100, both near -2 about 0. A bucket without
 posts has z_sentiment = 0; a baseline without posts has z_sentiment = 0.
 Social dominance: the coin's tweets in the bucket over the sum of every coin's tweets (a post
-that names two coins counts for both), in percent.
+that names two coins counts for both), in percent. With `organic=True` every count and sum is
+the aggregate's organic one (posts not flagged as spam), as the dashboard's "Organic only".
 """
 
 from __future__ import annotations
@@ -48,6 +49,16 @@ MIN_VOLUME_STD: Final = 1.0
 MIN_MOOD_STD: Final = 0.05
 
 _PREFIX: Final[dict[Analyzer, str]] = {"learned": "", "vader": "vader_"}
+ORGANIC: Final = "organic_"
+"""The aggregates' prefix of the measures over organic posts (not spam; docs/campaigns.md)."""
+
+
+def _columns(analyzer: Analyzer, organic: bool) -> tuple[str, str]:
+    """(tweets column, prefix of the label counts and compound sum) of one analyzer and view."""
+    if organic:
+        return f"{ORGANIC}tweets", ORGANIC + _PREFIX[analyzer]
+    return "tweets", _PREFIX[analyzer]
+
 
 Connection = Any  # psycopg.Connection
 
@@ -78,16 +89,20 @@ def _frame(conn: Connection, query: str, params: dict[str, object]) -> pd.DataFr
 
 
 # ------------------------------------------------------------------- one coin's minute series ---
-def _coin_minutes(prefix: str) -> str:
+def _coin_minutes(tweets: str, prefix: str) -> str:
     return f"""
-select (extract(epoch from minute - %(since)s) / 60)::int as at, tweets::float8,
+select (extract(epoch from minute - %(since)s) / 60)::int as at, {tweets}::float8,
        ({prefix}positive + {prefix}neutral + {prefix}negative)::float8 as scored,
        {prefix}compound_sum as compound_sum
 from coin_minute where coin = %(coin)s and minute >= %(since)s and minute < %(until)s
 order by minute"""  # noqa: S608 - column prefixes are this module's constants
 
 
-_COIN_MINUTES: Final = {analyzer: _coin_minutes(p) for analyzer, p in _PREFIX.items()}
+_COIN_MINUTES: Final = {
+    (analyzer, organic): _coin_minutes(*_columns(analyzer, organic))
+    for analyzer in _PREFIX
+    for organic in (False, True)
+}
 _PRICE_MINUTES: Final = """
 select (extract(epoch from minute - %(since)s) / 60)::int as at, close from price_minute
 where coin = %(coin)s and minute >= %(since)s and minute < %(until)s order by minute"""
@@ -110,15 +125,17 @@ def coin_window(
     hours: float,
     analyzer: Analyzer = "learned",
     until: datetime | None = None,
+    organic: bool = False,
 ) -> CoinWindow:
     """The coin's mean sentiment, mentions and close on every minute of the `hours` before
-    `until` (default: the current, unfinished minute, which is left out)."""
+    `until` (default: the current, unfinished minute, which is left out); organic posts only
+    if asked."""
     if until is None:
         until = _rows(conn, _NOW_MINUTE, {})[1][0][0]
         assert until is not None
     since = until - timedelta(hours=hours)
     params: dict[str, object] = {"coin": coin, "since": since, "until": until}
-    _, posts = _rows(conn, _COIN_MINUTES[analyzer], params)
+    _, posts = _rows(conn, _COIN_MINUTES[(analyzer, organic)], params)
     _, prices = _rows(conn, _PRICE_MINUTES, params)
     n = int((until - since).total_seconds() // 60)
     sentiment = np.full(n, np.nan)
@@ -161,18 +178,19 @@ def price_buckets(
 
 
 # ---------------------------------------------------------------- sentiment index, dominance ---
-def _index_inputs(table: str, key: str, prefix: str) -> str:
+def _index_inputs(table: str, key: str, tweets: str, prefix: str) -> str:
     scored = f"({prefix}positive + {prefix}neutral + {prefix}negative)"
     mood = f"{prefix}compound_sum / nullif({scored}, 0)"
     before = f"{key} < %(at)s"
     return f"""
 select coin,
-       coalesce(sum(tweets) filter (where {key} = %(at)s), 0)::float8 as tweets,
+       coalesce(sum({tweets}) filter (where {key} = %(at)s), 0)::float8 as tweets,
        coalesce(sum({scored}) filter (where {key} = %(at)s), 0)::float8 as scored,
        coalesce(sum({prefix}compound_sum) filter (where {key} = %(at)s), 0)::float8
            as compound_sum,
-       coalesce(sum(tweets) filter (where {before}), 0)::float8 as base_tweets,
-       coalesce(sum(tweets::float8 * tweets) filter (where {before}), 0)::float8 as base_tweets_sq,
+       coalesce(sum({tweets}) filter (where {before}), 0)::float8 as base_tweets,
+       coalesce(sum({tweets}::float8 * {tweets}) filter (where {before}), 0)::float8
+           as base_tweets_sq,
        count({mood}) filter (where {before}) as base_posted,
        coalesce(sum({mood}) filter (where {before}), 0)::float8 as base_mood,
        coalesce(sum(({mood}) ^ 2) filter (where {before}), 0)::float8 as base_mood_sq
@@ -182,11 +200,14 @@ group by coin"""  # noqa: S608 - table, key and prefixes are this module's const
 
 
 _INDEX_INPUTS: Final = {
-    (granularity, analyzer): _index_inputs(
-        "coin_minute" if granularity == "minute" else "coin_hour", granularity, prefix
+    (granularity, analyzer, organic): _index_inputs(
+        "coin_minute" if granularity == "minute" else "coin_hour",
+        granularity,
+        *_columns(analyzer, organic),
     )
     for granularity in ("minute", "hour")
-    for analyzer, prefix in _PREFIX.items()
+    for analyzer in _PREFIX
+    for organic in (False, True)
 }
 _LAST_CLOSED: Final = {
     "minute": "select date_trunc('minute', now()) - interval '1 minute' as at",
@@ -222,16 +243,18 @@ def index_table(
     granularity: Granularity = "hour",
     analyzer: Analyzer = "learned",
     at: datetime | None = None,
+    organic: bool = False,
 ) -> pd.DataFrame:
     """Per coin, for the bucket starting at `at` (default: the last closed minute or hour):
-    tweets, mean sentiment, the index (0-100) and social dominance (%), highest index first."""
+    tweets, mean sentiment, the index (0-100) and social dominance (%), highest index first;
+    organic posts only if asked."""
     import pandas as pd
 
     if at is None:
         at = _rows(conn, _LAST_CLOSED[granularity], {})[1][0][0]
     buckets = BASELINES[granularity]
     params: dict[str, object] = {"at": at, "baseline": buckets * STEP[granularity]}
-    frame = _frame(conn, _INDEX_INPUTS[(granularity, analyzer)], params)
+    frame = _frame(conn, _INDEX_INPUTS[(granularity, analyzer, organic)], params)
     columns = ["coin", "tweets", "mean", "index", "dominance"]
     if frame.empty:
         return pd.DataFrame(columns=columns)

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from cryptosent.analysis.leadlag import LeadLag, lead_lag, verdict
-from cryptosent.dashboard import data, market
+from cryptosent.dashboard import campaigns, data, market
 from cryptosent.dashboard.charts import SERIES, mean, scored
 from cryptosent.dashboard.queries import RANGES, Analyzer, pick_analyzer
 from cryptosent.dashboard.snapshot import Snapshot
@@ -124,18 +124,20 @@ def fetch_prices(source: str, range_key: str, coins: tuple[str, ...], bucket: in
 
 @st.cache_data(ttl=INDEX_SECONDS, show_spinner=False, max_entries=8)
 def fetch_index(
-    source: str, granularity: market.Granularity, analyzer: Analyzer, slot: int
+    source: str, granularity: market.Granularity, analyzer: Analyzer, organic: bool, slot: int
 ) -> pd.DataFrame:
     """The sentiment index and dominance of the last closed minute or hour."""
     with data.connection() as conn:
-        return market.index_table(conn, granularity, analyzer)
+        return market.index_table(conn, granularity, analyzer, organic=organic)
 
 
 @st.cache_data(ttl=LEADLAG_SECONDS, show_spinner=False, max_entries=16)
-def fetch_leadlag(source: str, coin: str, hours: int, analyzer: Analyzer, slot: int) -> LeadLag:
+def fetch_leadlag(
+    source: str, coin: str, hours: int, analyzer: Analyzer, organic: bool, slot: int
+) -> LeadLag:
     """The lead-lag answer for one coin over the last `hours`."""
     with data.connection() as conn:
-        window = market.coin_window(conn, coin, hours, analyzer)
+        window = market.coin_window(conn, coin, hours, analyzer, organic=organic)
     return lead_lag(window.series, LEADLAG_MAX_LAG)
 
 
@@ -177,7 +179,10 @@ def index_table(analyzer: Analyzer) -> None:
     )  # fmt: skip
     try:
         per: market.Granularity = "minute" if granularity == "minute" else "hour"
-        table = fetch_index(data.source_key(), per, analyzer, int(time.time() // INDEX_SECONDS))
+        table = fetch_index(
+            data.source_key(), per, analyzer, campaigns.organic_only(),
+            int(time.time() // INDEX_SECONDS),
+        )  # fmt: skip
     except CryptosentError as exc:
         st.caption(f"Sentiment index unavailable: {exc}")
         return
@@ -198,6 +203,7 @@ def index_table(analyzer: Analyzer) -> None:
 
 def leadlag(snap: Snapshot, analyzer: Analyzer, chosen: list[str]) -> None:
     """Does sentiment move before price? The lags, the band, the plain-words verdict."""
+    st.markdown("#### Does sentiment move before price?")
     problem = _unavailable()
     if problem:
         st.caption(problem)
@@ -214,8 +220,9 @@ def leadlag(snap: Snapshot, analyzer: Analyzer, chosen: list[str]) -> None:
     hours = int(hours or 24)
     try:
         result = fetch_leadlag(
-            data.source_key(), str(coin), hours, analyzer, int(time.time() // LEADLAG_SECONDS)
-        )
+            data.source_key(), str(coin), hours, analyzer, campaigns.organic_only(),
+            int(time.time() // LEADLAG_SECONDS),
+        )  # fmt: skip
     except CryptosentError as exc:
         st.caption(f"Lead-lag unavailable: {exc}")
         return

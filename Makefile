@@ -90,7 +90,7 @@ $(STACK)/bin/versitygw:
 	  || { echo "setup failed: go install $(VERSITYGW)"; exit 1; }
 
 # ---- learned sentiment models: retrain (not part of setup: the trained weights are committed) ----
-TRAIN_PACKAGES := torch==2.15.0 transformers==5.24.0 scipy==1.17.1
+TRAIN_PACKAGES := torch==2.15.0 transformers==5.24.0 scipy==1.17.1 onnx==1.23.2 onnxscript==0.7.2
 model: venv vader-core  ## retrain the learned analyzers (torch; ~30 min on 2 cores) into src/cryptosent/models/
 	@echo "==> installing the training extra ($(TRAIN_PACKAGES))"
 	@$(BIN)/uv pip install --python $(BIN)/python -q $(TRAIN_PACKAGES)

@@ -79,10 +79,64 @@ def measure(texts: list[str], rounds: int = 3, python_paths: bool = False) -> di
     result["sentiment_vader_exact"] = outputs["vader"] == expected == outputs["vader_batch"]
     if python_paths:
         result["sentiment_vader_python_exact"] = outputs["vader_python"] == expected
+    result.update(measure_learned(texts, rounds))
     base = per_s["vadersentiment"]
     result["sentiment_speedup_vs_vadersentiment"] = per_s["vader"] / base
     result["sentiment_crypto_speedup_vs_vadersentiment"] = per_s["crypto"] / base
     return result
+
+
+def measure_learned(texts: list[str], rounds: int = 3, teacher_texts: int = 600) -> dict[str, Any]:
+    """Texts/s per core of the learned analyzers, measured in CPU seconds of this process (the
+    machine is shared: wall time would count other jobs' turns; each path runs on one thread).
+
+    ``sentiment_student_core_per_s``: the compiled student alone (features, linear model,
+    probabilities; no explanation, as the processor calls it) on texts whose lexicon features
+    are ready; ``sentiment_learned_per_s``: ``learned.judge_many`` end to end (language gate,
+    both lexicons, student, Python objects); ``sentiment_teacher_per_s``: the transformer,
+    batched, on the first ``teacher_texts`` texts.
+    """
+    from cryptosent.analysis.learned.analyzers import TeacherAnalyzer
+    from cryptosent.analysis.learned.student import dense_features
+    from cryptosent.analysis.sentiment import get_analyzer, score_batch
+
+    learned = get_analyzer("learned")
+    result: dict[str, Any] = {}
+    native = getattr(learned, "native", None)
+    if native is not None:
+        vader = score_batch(get_analyzer("vader"), texts)
+        crypto = score_batch(get_analyzer("crypto"), texts)
+        items = [
+            (t, t.lower(), dense_features(v, c))
+            for t, v, c in zip(texts, vader, crypto, strict=True)
+        ]
+        result["sentiment_student_core_per_s"] = _cpu_rate(
+            lambda: native.judge_many(items, False), len(texts), rounds
+        )
+    result["sentiment_learned_per_s"] = _cpu_rate(
+        lambda: learned.judge_many(texts, explain=False),  # type: ignore[attr-defined]
+        len(texts),
+        rounds,
+    )
+    teacher = TeacherAnalyzer(threads=1)
+    sample = texts[:teacher_texts]
+    teacher.judge_many(sample[:32])
+    result["sentiment_teacher_per_s"] = _cpu_rate(
+        lambda: teacher.judge_many(sample),
+        len(sample),
+        1,
+    )
+    return result
+
+
+def _cpu_rate(call: Callable[[], object], count: int, rounds: int) -> float:
+    """Items per CPU second of this process: the best of ``rounds`` calls."""
+    best = math.inf
+    for _ in range(rounds):
+        start = time.process_time()
+        call()
+        best = min(best, time.process_time() - start)
+    return count / best if best > 0 else math.inf
 
 
 def generated_tweets(count: int, seed: int = 1) -> list[str]:

@@ -30,7 +30,7 @@ def score(
     analyzer: Annotated[
         str,
         typer.Option(
-            help="teacher (default here: the fine-tuned MiniLM, the most accurate, ~100 texts/s), "
+            help="teacher (default here: the fine-tuned MiniLM, the most accurate, ~250 texts/s), "
             "learned (the distilled model the processor stores), crypto (lexicon + rules) or "
             "vader (exactly VADER)."
         ),

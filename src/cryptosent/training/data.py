@@ -1,8 +1,11 @@
 """The labelled data the learned analyzers are trained and measured on.
 
-- ``datasets/sentiment/train_*.jsonl``: 2,700 crypto posts; a fixed 10 % (by id hash) is the
-  development split used to pick epochs and the temperature.
+- ``datasets/sentiment/train_*.jsonl``: 4,700 crypto posts; a fixed 10 % (by id hash) is the
+  development split used to pick epochs, L2 and the temperature.
 - ``datasets/sentiment/test_frozen.jsonl``: 720 crypto posts, reporting only.
+- ``datasets/sentiment/holdout_b.jsonl``: 600 crypto posts written by a second annotator who saw
+  none of the other files, sealed (reporting only): the closest stand-in here for posts that no
+  one on the project wrote.
 - the 4,200 rated tweets (``../shared/data/vader_tweets_groundtruth.tsv``): a fixed 20 % (by id
   hash) is frozen for reporting, the rest is trained on.
 - VADER's other rated sets (movie, Amazon and NYT snippets, from the vaderSentiment 3.3.2
@@ -64,6 +67,8 @@ def crypto_examples(root: Path, split: str) -> list[Example]:
     folder = root / "datasets" / "sentiment"
     if split == "frozen":
         return list(_jsonl(folder / "test_frozen.jsonl", "crypto-frozen"))
+    if split == "holdout_b":
+        return list(_jsonl(folder / "holdout_b.jsonl", "crypto-holdout-b"))
     rows = [ex for path in sorted(folder.glob("train_*.jsonl")) for ex in _jsonl(path, "crypto")]
     dev = [ex for ex in rows if fnv1a(ex.id) % 10 == 0]
     return dev if split == "dev" else [ex for ex in rows if fnv1a(ex.id) % 10 != 0]

@@ -51,6 +51,7 @@ def evaluate(
     root = repo_root()
     sets = {
         "crypto_frozen": crypto_examples(root, "frozen"),
+        "crypto_holdout_b": crypto_examples(root, "holdout_b"),
         "tweets_frozen": rated_tweets(root, "frozen"),
         "tweets_all": rated_tweets(root, "all"),
         "crypto_eval_180": older_crypto_set(root),

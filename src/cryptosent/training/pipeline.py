@@ -212,8 +212,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from safetensors.numpy import save_file
 
     from cryptosent.analysis.learned.analyzers import models_dir
-    from cryptosent.analysis.learned.teacher import TeacherModel, dequantize, quantize
-    from cryptosent.training.teacher import torch_probs, train_teacher
+    from cryptosent.training.teacher import export_onnx, torch_probs, train_teacher
 
     def say(line: str) -> None:
         print(line, flush=True)
@@ -243,13 +242,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             base, weighted, dev, epochs=args.epochs, seed=args.seed, progress=say
         )
         say(f"teacher: best dev macro-F1 {dev_f1:.4f}, temperature {temperature}")
-    stored = quantize(weights)
-    stored["temperature"] = np.array([temperature], dtype=np.float32)
-    save_file(stored, str(out / "teacher.safetensors"))
+        kept = args.cache / f"teacher-seed{args.seed}.npz"
+        arrays: dict[str, Any] = {**weights, "temperature": np.array(temperature)}
+        np.savez(kept, **arrays)
+        say(f"teacher: float32 weights kept in {kept} (reuse with --teacher-from)")
+    say("teacher: exporting to ONNX and quantizing to int8")
+    export_onnx(base, weights, temperature, out / "teacher.onnx", args.cache / "export")
     shutil.copyfile(base / "tokenizer.json", out / "tokenizer.json")
-    teacher = TeacherModel(dequantize(stored), out / "tokenizer.json")  # the shipped int8 model
-
-    del teacher  # the shipped int8 model; the corpus is labelled with torch (same weights)
+    # the student's corpus is labelled with torch: the same weights before int8 rounding
 
     def teacher_probs(texts: Sequence[str]) -> NDArray[np.float64]:
         return torch_probs(base, weights, temperature, texts, say)
@@ -282,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     manifest = {
         "files": [
             {"file": name, "sha256": sha256(out / name)}
-            for name in ("student.safetensors", "teacher.safetensors", "tokenizer.json")
+            for name in ("student.safetensors", "teacher.onnx", "tokenizer.json")
         ],
         "trained_by": f"make model  (python -m cryptosent.training --epochs {args.epochs} "
         f"--seed {args.seed})",

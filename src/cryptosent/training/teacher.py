@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from cryptosent.analysis.learned.encoder import token_ids
+from cryptosent.analysis.learned.teacher import token_ids
 from cryptosent.training.data import LABEL_INDEX, Example
 
 log = logging.getLogger("cryptosent.training")
@@ -231,3 +231,94 @@ def torch_probs(
             if (s // 64) % 40 == 0:
                 progress(f"teacher labels {min(s + 64, len(texts))}/{len(texts)}")
     return out
+
+
+def export_onnx(
+    base: Path,
+    weights: dict[str, NDArray[np.float32]],
+    temperature: float,
+    out: Path,
+    work: Path,
+) -> None:
+    """Write the shipped teacher: MiniLM + pooling + head + softmax(z / T) as ONNX.
+
+    torch exports the float graph (opset 17, dynamic batch and length) into ``work``; then every
+    MatMul weight is stored as 8-bit integers in blocks of 32 with a scale each (ONNX Runtime's
+    ``MatMulNBits``, which quantizes each row of activations on its own: a text's result does
+    not depend on the other texts of its batch, unlike dynamic quantization's per-tensor
+    scale), and the word-embedding table as float16 with a Cast after its Gather. About 36 MB;
+    dev macro-F1 equal to float32 within 0.001.
+    """
+    import onnx
+    import torch
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+    from transformers import BertConfig, BertModel
+
+    class Exported(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = BertModel(BertConfig.from_pretrained(str(base)), add_pooling_layer=False)
+            self.bert.load_state_dict(
+                {
+                    k.removeprefix("bert."): torch.from_numpy(v)
+                    for k, v in weights.items()
+                    if k.startswith("bert.")
+                },
+                strict=False,
+            )
+            self.head_w = torch.nn.Parameter(torch.from_numpy(weights["head.weight"]))
+            self.head_b = torch.nn.Parameter(torch.from_numpy(weights["head.bias"]))
+
+        def forward(self, input_ids: Any, attention_mask: Any, lexicon: Any) -> Any:
+            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask)
+            mask = attention_mask.unsqueeze(-1).to(hidden.last_hidden_state.dtype)
+            pooled = (hidden.last_hidden_state * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            logits = torch.cat([pooled, lexicon], dim=1) @ self.head_w.T + self.head_b
+            return torch.softmax(logits / temperature, dim=1)
+
+    model = Exported().eval()
+    ids = torch.full((2, 16), 1000, dtype=torch.long)
+    work.mkdir(parents=True, exist_ok=True)
+    float_path = work / "teacher-float32.onnx"
+    batch_length = {0: "batch", 1: "length"}
+    torch.onnx.export(
+        model,
+        (ids, torch.ones_like(ids), torch.zeros(2, 8)),
+        str(float_path),
+        input_names=["input_ids", "attention_mask", "lexicon"],
+        output_names=["probs"],
+        dynamic_axes={
+            "input_ids": batch_length,
+            "attention_mask": batch_length,
+            "lexicon": {0: "batch"},
+            "probs": {0: "batch"},
+        },
+        opset_version=17,
+        dynamo=False,
+    )
+    config = DefaultWeightOnlyQuantConfig(
+        block_size=32, is_symmetric=True, accuracy_level=4, bits=8
+    )
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(float_path)), algo_config=config)
+    quantizer.process()
+    graph = quantizer.model.model.graph
+    table = "bert.embeddings.word_embeddings.weight"
+    for init in graph.initializer:
+        if init.name == table:
+            half = numpy_helper.to_array(init).astype(np.float16)
+            init.CopyFrom(numpy_helper.from_array(half, table))
+    for index, node in enumerate(graph.node):
+        if node.op_type == "Gather" and node.input[0] == table:
+            rows = node.output[0]
+            node.output[0] = rows + "_float16"
+            cast = helper.make_node(
+                "Cast", [rows + "_float16"], [rows], to=TensorProto.FLOAT, name="embeddings_float32"
+            )
+            graph.node.insert(index + 1, cast)
+            break
+    onnx.checker.check_model(quantizer.model.model)
+    onnx.save(quantizer.model.model, str(out))

@@ -379,7 +379,15 @@ def test_score_batch_equals_one_by_one() -> None:
     texts = stress_texts(200, seed=4)
     for name in ANALYZERS:
         analyzer = get_analyzer(name)
-        assert score_batch(analyzer, texts) == [analyzer.scores(text) for text in texts]
+        batch, single = score_batch(analyzer, texts), [analyzer.scores(text) for text in texts]
+        if name != "teacher":
+            assert batch == single, name
+            continue
+        # ONNX Runtime's int8 kernels take other code paths for one row than for many, so the
+        # teacher's probabilities may differ in the last float bits, which can move the 4th
+        # decimal by one: a batch equals one by one up to 2e-4 (the student is exact)
+        for b, s in zip(batch, single, strict=True):
+            assert max(abs(x - y) for x, y in zip(b, s, strict=True)) <= 2e-4, (b, s)
 
 
 # --- robustness ------------------------------------------------------------------------------

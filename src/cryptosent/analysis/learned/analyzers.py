@@ -157,8 +157,10 @@ class TeacherAnalyzer:
 
     name = "teacher"
 
-    def __init__(self) -> None:
-        self.model = TeacherModel.load(checked("teacher.safetensors"), checked("tokenizer.json"))
+    def __init__(self, threads: int = 1) -> None:
+        """``threads``: ONNX Runtime's threads per call (0: one per core). One by default: the
+        results are then the same bit for bit whatever the machine's load or core count."""
+        self.model = TeacherModel(checked("teacher.onnx"), checked("tokenizer.json"), threads)
 
     def judge_many(
         self,

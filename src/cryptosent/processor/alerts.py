@@ -134,6 +134,6 @@ class AlertJob:
         return len(new)
 
     def close(self) -> None:
-        """Close the job's connection and its webhooks (a second for what is queued)."""
+        """Close the job's connection and its webhooks (half a second for what is queued)."""
         self.database.close()
         self.webhooks.close()

@@ -275,8 +275,9 @@ class Webhooks:
             self.outcomes.append(outcome)
             del self.outcomes[:-1000]
 
-    def close(self, grace_s: float = 1.0) -> None:
-        """Stop: queued alerts not yet sent within `grace_s` are abandoned (logged)."""
+    def close(self, grace_s: float = 0.5) -> None:
+        """Stop: queued alerts not yet sent within `grace_s` are abandoned (logged); returns
+        within about grace_s + 0.2 s whatever the endpoints do."""
         deadline = time.monotonic() + grace_s
         for worker in self.workers:
             with contextlib.suppress(queue.Full):  # a full queue: the stop below ends it
@@ -284,8 +285,9 @@ class Webhooks:
         for worker in self.workers:
             worker.thread.join(max(deadline - time.monotonic(), 0.0))
         self.stopping.set()  # waits end now; a request in flight ends at its timeout
+        deadline = time.monotonic() + 0.2
         for worker in self.workers:
-            worker.thread.join(0.2)
+            worker.thread.join(max(deadline - time.monotonic(), 0.0))
             left = worker.queue.qsize()
             if left:
                 log.warning("%s: %d alerts not delivered at stop", worker.target.where, left)

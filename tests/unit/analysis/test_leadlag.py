@@ -157,6 +157,6 @@ def test_json_shape_and_verdicts() -> None:
     )
 
 
-def test_a_negative_max_lag_is_refused() -> None:
+def test_a_max_lag_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="max_lag"):
         lead_lag(synthetic(300, 1), 0)

@@ -250,3 +250,17 @@ def test_targets_from_settings_and_telegram(serve) -> None:  # type: ignore[no-u
         "chat_id": "-10042", "text": f"cryptosent alert · {ALERT.message}",
         "disable_web_page_preview": True,
     }  # fmt: skip
+
+
+def test_close_does_not_wait_for_a_hanging_request(serve) -> None:  # type: ignore[no-untyped-def]
+    fake = serve(("hang", {}, b""))
+    hooks = Webhooks([Target("json", fake.url)], timeout_s=10)
+    hooks.submit(ALERT)
+    deadline = time.monotonic() + 5
+    while not fake.seen and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fake.seen
+    started = time.monotonic()
+    hooks.close()
+    assert time.monotonic() - started < 1.0
+    assert hooks.outcomes == []  # still in flight on its daemon thread, abandoned

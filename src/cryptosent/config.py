@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     alert_webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     alert_webhook_attempts: int = Field(default=5, ge=1, le=20)
     alert_webhook_rate_per_minute: float = Field(default=20.0, gt=0)
+    # > 0: an alert also needs the coin's close to move that many percent over the alert window
+    alert_price_move_percent: float = Field(default=0.0, ge=0, le=100)
     # a post dated more than this after its message reached Kafka is dead-lettered
     future_margin_seconds: float = Field(default=600.0, ge=0)
     # spam and campaign flags (docs/campaigns.md): on or off, and the seconds within which a

@@ -18,6 +18,7 @@ import orjson
 from confluent_kafka import Producer
 
 from cryptosent.analysis.alerts import MINUTE, Alert, AlertRules, CoinMinute, detect
+from cryptosent.analysis.price_moves import with_price_move
 from cryptosent.config import get_settings
 from cryptosent.errors import TransientError
 from cryptosent.kafka import flush_until
@@ -39,6 +40,21 @@ def coin_minutes(conn: Connection, since: datetime, until: datetime) -> list[Coi
         CoinMinute(str(c), m, int(str(n)), float(str(s)))  # type: ignore[arg-type]
         for c, m, n, s in rows
     ]
+
+
+def price_closes(
+    conn: Connection, coins: set[str], since: datetime, until: datetime
+) -> dict[str, list[tuple[datetime, float]]]:
+    """Each coin's closes of `price_minute` with since <= minute <= until, by minute."""
+    rows = conn.execute(
+        "select coin, minute, close from price_minute where coin = any(%s)"
+        " and minute >= %s and minute <= %s order by coin, minute",
+        [sorted(coins), since, until],
+    ).fetchall()
+    closes: dict[str, list[tuple[datetime, float]]] = {}
+    for coin, minute, close in rows:
+        closes.setdefault(str(coin), []).append((minute, float(str(close))))  # type: ignore[arg-type]
+    return closes
 
 
 def insert_alerts(conn: Connection, alerts: list[Alert]) -> list[Alert]:
@@ -75,10 +91,17 @@ class AlertJob:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         stop: StopSignal | None = None,
         webhooks: Webhooks | None = None,
+        price_move_percent: float | None = None,
     ) -> None:
         self.database = database
         # the settings' webhooks (none by default): each new alert is queued, never awaited
         self.webhooks = webhooks if webhooks is not None else Webhooks.from_settings(get_settings())
+        # > 0: an alert also needs the coin's close to move that many percent over the window
+        self.price_move_percent = (
+            get_settings().alert_price_move_percent
+            if price_move_percent is None
+            else price_move_percent
+        )
         self.stop = stop
         self.publisher = publisher
         self.topic = topic
@@ -107,6 +130,12 @@ class AlertJob:
                 while minute <= last_closed:
                     found += detect(rows, minute, self.rules)
                     minute += MINUTE
+                if found and self.price_move_percent > 0:
+                    window = self.rules.window_minutes * MINUTE
+                    closes = price_closes(
+                        conn, {a.coin for a in found}, first - 3 * window, last_closed
+                    )
+                    found = with_price_move(found, closes, self.price_move_percent, window)
                 return insert_alerts(conn, found)
 
         stop = self.stop

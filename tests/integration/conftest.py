@@ -50,19 +50,22 @@ def settings(stack: Stack) -> Settings:
 
 @pytest.fixture
 def topic(settings: Settings) -> Iterator[str]:
-    """A fresh `tweets`-like topic (6 partitions) plus its `.dlq`, deleted afterwards."""
+    """A fresh `tweets`-like topic (6 partitions) plus its `.dlq`, and the test's own empty
+    `prices` topics (`<name>-prices`, `<name>-prices.dlq`: `process` drains prices too, and the
+    shared `prices` topic holds whatever demos left there); all deleted afterwards."""
     from confluent_kafka.admin import AdminClient
     from confluent_kafka.cimpl import NewTopic
 
     name = f"test-{uuid.uuid4().hex[:10]}"
     admin = AdminClient(admin_config(settings))
+    names = [name, f"{name}.dlq", f"{name}-prices", f"{name}-prices.dlq"]
     futures = admin.create_topics(
-        [NewTopic(name, num_partitions=6), NewTopic(f"{name}.dlq", num_partitions=1)]
+        [NewTopic(n, num_partitions=1 if n.endswith(".dlq") else 6) for n in names]
     )
     for future in futures.values():
         future.result(timeout=30)
     yield name
-    for future in admin.delete_topics([name, f"{name}.dlq"]).values():
+    for future in admin.delete_topics(names).values():
         future.result(timeout=30)
 
 
@@ -92,6 +95,8 @@ class Pipeline:
             os.environ,
             CRYPTOSENT_TOPIC=topic,
             CRYPTOSENT_DLQ_TOPIC=f"{topic}.dlq",
+            CRYPTOSENT_PRICES_TOPIC=f"{topic}-prices",
+            CRYPTOSENT_PRICES_DLQ_TOPIC=f"{topic}-prices.dlq",
             CRYPTOSENT_DATABASE_URL=database_url,
             CRYPTOSENT_LAKE_URL=lake_url,
             CRYPTOSENT_CONSUMER_GROUP=f"group-{topic}",

@@ -7,7 +7,6 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 pub const BUCKETS: u32 = 1 << 18;
-const DENSE: usize = 12;
 const EXPLAIN: usize = 3;
 const NEGATION_SPAN: u32 = 3;
 const NEGATORS: &[&str] = &[
@@ -387,6 +386,7 @@ pub struct Student {
     /// per bucket, the three class weights times 2^24 (exact integers; 12 bytes a row keeps the
     /// table at 3 MiB, so more of it stays in cache)
     hashed: Vec<[i32; 3]>,
+    /// dense (lexicon) features x 3 classes; their number is set by the weights
     dense: Vec<f32>,
     bias: [f32; 3],
     temperature: f64,
@@ -400,7 +400,7 @@ fn round4(x: f64) -> f64 {
 impl Student {
     #[new]
     fn new(hashed: Vec<f32>, dense: Vec<f32>, bias: Vec<f32>, temperature: f64) -> PyResult<Self> {
-        if hashed.len() != BUCKETS as usize * 3 || dense.len() != DENSE * 3 || bias.len() != 3 {
+        if hashed.len() != BUCKETS as usize * 3 || dense.len() % 3 != 0 || bias.len() != 3 {
             return Err(PyValueError::new_err("student weights have the wrong shape"));
         }
         let mut fixed = Vec::with_capacity(BUCKETS as usize);
@@ -420,7 +420,7 @@ impl Student {
         Ok(Student { hashed: fixed, dense, bias: [bias[0], bias[1], bias[2]], temperature })
     }
 
-    /// (neg, neu, pos, explanation) per (text, lowered text, 12 dense features); without
+    /// (neg, neu, pos, explanation) per (text, lowered text, dense features); without
     /// `explain` the explanation is left empty (the processor derives it only when shown).
     #[pyo3(signature = (items, explain = true))]
     fn judge_many(
@@ -450,8 +450,12 @@ impl Student {
         explain: bool,
         scratch: &mut Scratch,
     ) -> PyResult<(f64, f64, f64, Vec<String>)> {
-        if dense.len() != DENSE {
-            return Err(PyValueError::new_err("expected 12 dense features"));
+        if dense.len() * 3 != self.dense.len() {
+            return Err(PyValueError::new_err(format!(
+                "expected {} dense features, got {}",
+                self.dense.len() / 3,
+                dense.len()
+            )));
         }
         indexed(original, lowered, scratch);
         let features = &scratch.features;

@@ -96,25 +96,24 @@ def measure_learned(texts: list[str], rounds: int = 3, teacher_texts: int = 600)
     both lexicons, student, Python objects); ``sentiment_teacher_per_s``: the transformer,
     batched, on the first ``teacher_texts`` texts.
     """
-    from cryptosent.analysis.learned.analyzers import TeacherAnalyzer
-    from cryptosent.analysis.learned.student import dense_features
+    from cryptosent.analysis.learned.analyzers import LearnedAnalyzer, TeacherAnalyzer
     from cryptosent.analysis.sentiment import get_analyzer, score_batch
 
-    learned = get_analyzer("learned")
+    learned = LearnedAnalyzer()
     result: dict[str, Any] = {}
     native = getattr(learned, "native", None)
     if native is not None:
         vader = score_batch(get_analyzer("vader"), texts)
         crypto = score_batch(get_analyzer("crypto"), texts)
         items = [
-            (t, t.lower(), dense_features(v, c))
+            (t, t.lower(), learned.model.dense_features(v, c, t))
             for t, v, c in zip(texts, vader, crypto, strict=True)
         ]
         result["sentiment_student_core_per_s"] = _cpu_rate(
             lambda: native.judge_many(items, False), len(texts), rounds
         )
     result["sentiment_learned_per_s"] = _cpu_rate(
-        lambda: learned.judge_many(texts, explain=False),  # type: ignore[attr-defined]
+        lambda: learned.judge_many(texts, explain=False),
         len(texts),
         rounds,
     )

@@ -91,7 +91,7 @@ def onehot(examples: Sequence[Example]) -> NDArray[np.float64]:
 
 
 def features(texts: Sequence[str]) -> Any:
-    """The student's input matrix: unit-length hashed n-grams beside the 12 lexicon features."""
+    """The student's input matrix: unit-length hashed n-grams beside the 15 lexicon features."""
     import scipy.sparse as sp
 
     from cryptosent.analysis.sentiment import get_analyzer, score_batch
@@ -107,7 +107,9 @@ def features(texts: Sequence[str]) -> Any:
     grams = sp.csr_matrix((values, indices, indptr), shape=(len(texts), BUCKETS))
     vader = score_batch(get_analyzer("vader"), texts)
     crypto = score_batch(get_analyzer("crypto"), texts)
-    dense = np.array([dense_features(v, c) for v, c in zip(vader, crypto, strict=True)])
+    dense = np.array(
+        [dense_features(v, c, t) for v, c, t in zip(vader, crypto, texts, strict=True)]
+    )
     return sp.hstack([grams, sp.csr_matrix(dense.reshape(len(texts), DENSE))]).tocsr()
 
 
@@ -206,6 +208,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=None,
         help="reuse a fine-tuned teacher (.npz of weights) instead of training one",
     )
+    parser.add_argument(
+        "--labels-cache",
+        type=Path,
+        default=None,
+        help="a JSON file of the teacher's probabilities by text hash: read, and extended with "
+        "what is missing (only valid for the same --teacher-from weights)",
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -252,7 +261,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     # the student's corpus is labelled with torch: the same weights before int8 rounding
 
     def teacher_probs(texts: Sequence[str]) -> NDArray[np.float64]:
-        return torch_probs(base, weights, temperature, texts, say)
+        if args.labels_cache is None:
+            return torch_probs(base, weights, temperature, texts, say)
+        return cached_probs(
+            args.labels_cache, texts, lambda t: torch_probs(base, weights, temperature, t, say)
+        )
 
     student_train = crypto_train + tweets_train + general_sample
     aug_rng = np.random.default_rng(args.seed + 1)
@@ -292,6 +305,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     say(f"wrote {out}: run 'python -m cryptosent.training.evaluate' for the frozen figures")
+
+
+def cached_probs(
+    path: Path,
+    texts: Sequence[str],
+    compute: Callable[[Sequence[str]], NDArray[np.float64]],
+) -> NDArray[np.float64]:
+    """The teacher's probabilities of ``texts``, read from the JSON cache at ``path`` (by
+    SHA-1 of the text) where present; the rest computed in one call and added to the cache."""
+    cache: dict[str, list[float]] = (
+        json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    )
+
+    def key(text: str) -> str:
+        return hashlib.sha1(
+            text.encode("utf-8", "surrogatepass"), usedforsecurity=False
+        ).hexdigest()
+
+    missing = sorted({t for t in texts if key(t) not in cache})
+    if missing:
+        for text, row in zip(missing, compute(missing), strict=True):
+            cache[key(text)] = [float(x) for x in row]
+        path.write_text(json.dumps(cache), encoding="utf-8")
+    return np.array([cache[key(t)] for t in texts], dtype=np.float64)
 
 
 def mock_texts(count: int, seed: int) -> list[str]:

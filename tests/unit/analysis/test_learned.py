@@ -98,9 +98,16 @@ def test_unscored_languages() -> None:
 def test_dense_features_are_the_lexicon_scores_and_labels() -> None:
     vader = get_analyzer("vader").scores("great")
     crypto = get_analyzer("crypto").scores("rekt")
-    dense = dense_features(vader, crypto)
+    dense = dense_features(vader, crypto, "great")
     assert dense[:3] == [vader.compound, vader.pos, vader.neg]
     assert dense[6:9] == [0.0, 0.0, 1.0] and dense[9:12] == [1.0, 0.0, 0.0]
+    # the crypto gate: the two lexicons disagree on the text, so it speaks crypto
+    assert dense[12:] == [0.0, crypto.compound, 1.0]
+    plain = get_analyzer("vader").scores("a lovely day")
+    same = get_analyzer("crypto").scores("a lovely day")
+    assert plain == same
+    assert dense_features(plain, same, "a lovely day")[12:] == [plain.compound, 0.0, 0.0]
+    assert dense_features(plain, same, "a lovely day $SOL")[12:] == [0.0, same.compound, 1.0]
 
 
 def test_a_changed_model_file_is_one_clear_error(

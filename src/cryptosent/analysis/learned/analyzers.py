@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cryptosent.analysis.learned.judgement import Judgement
 from cryptosent.analysis.learned.languages import scorable
-from cryptosent.analysis.learned.student import StudentModel, dense_features
+from cryptosent.analysis.learned.student import StudentModel
 from cryptosent.analysis.learned.teacher import TeacherModel
 from cryptosent.analysis.vader import NEUTRAL_SCORES, Scores
 from cryptosent.errors import FatalError
@@ -132,7 +132,12 @@ class LearnedAnalyzer:
             from cryptosent.analysis.learned.judgement import scores_from_probs
 
             items = [
-                (texts[i], texts[i].lower(), dense_features(vader[i], crypto[i])) for i in todo
+                (
+                    texts[i],
+                    texts[i].lower(),
+                    self.model.dense_features(vader[i], crypto[i], texts[i]),
+                )
+                for i in todo
             ]
             judged = self.native.judge_many(items, explain)
             for i, (neg, neu, pos, why) in zip(todo, judged, strict=True):

@@ -19,13 +19,19 @@ from cryptosent.analysis.learned.features import BUCKETS, feature_strings, fnv1a
 from cryptosent.analysis.learned.judgement import CLASSES, Judgement, scores_from_probs
 from cryptosent.analysis.vader import Scores
 
-DENSE = 12
+DENSE = 15
 EXPLAIN = 3
 _READABLE = ("w|", "b|", "n|")
 
 
-def dense_features(vader: Scores, crypto: Scores) -> list[float]:
-    """The 12 lexicon features: each lexicon's compound, pos, neg, and its label one-hot."""
+def dense_features(vader: Scores, crypto: Scores, text: str) -> list[float]:
+    """The 15 lexicon features: each lexicon's compound, pos, neg, and its label one-hot; then
+    whether the post speaks crypto (a cashtag, or a crypto-lexicon word that moved the score)
+    and each lexicon's compound gated by it: VADER's where it does not, crypto's where it does.
+
+    The gate lets a linear model trust VADER on general English (where VADER is good) without
+    trusting it on crypto talk (where "crash", "short" and "killing it" mean other things).
+    """
     out = [vader.compound, vader.pos, vader.neg, crypto.compound, crypto.pos, crypto.neg]
     for s in (vader, crypto):
         out += [
@@ -33,6 +39,8 @@ def dense_features(vader: Scores, crypto: Scores) -> list[float]:
             float(-0.05 < s.compound < 0.05),
             float(s.compound >= 0.05),
         ]
+    cryptoish = float(abs(vader.compound - crypto.compound) > 1e-9 or "$" in text)
+    out += [vader.compound * (1.0 - cryptoish), crypto.compound * cryptoish, cryptoish]
     return out
 
 
@@ -52,7 +60,13 @@ class StudentModel:
         bias: NDArray[np.float32],
         temperature: float,
     ) -> None:
-        if hashed.shape != (BUCKETS, 3) or dense.shape != (DENSE, 3) or bias.shape != (3,):
+        if (
+            hashed.shape != (BUCKETS, 3)
+            or dense.ndim != 2
+            or dense.shape[1] != 3
+            or not 0 < dense.shape[0] <= DENSE
+            or bias.shape != (3,)
+        ):
             raise ValueError("student weights have the wrong shape")
         if not np.array_equal(hashed.astype(np.float16).astype(np.float32), hashed) or (
             np.abs(hashed).max(initial=0.0) >= 128.0
@@ -62,6 +76,11 @@ class StudentModel:
         self.dense = np.ascontiguousarray(dense, dtype=np.float32)
         self.bias = np.ascontiguousarray(bias, dtype=np.float32)
         self.temperature = float(temperature)
+
+    def dense_features(self, vader: Scores, crypto: Scores, text: str) -> list[float]:
+        """The lexicon features this model's weights were trained on (an older model knows
+        only the first 12)."""
+        return dense_features(vader, crypto, text)[: self.dense.shape[0]]
 
     @classmethod
     def load(cls, path: Path) -> StudentModel:
@@ -84,7 +103,7 @@ class StudentModel:
         for c in range(3):
             # the exact sum, rounded once (the compiled core adds exact integers): no order
             logits[c] += math.fsum(rows[:, c].tolist()) * scale
-        dense = dense_features(vader, crypto)
+        dense = self.dense_features(vader, crypto, text)
         for i, value in enumerate(dense):
             if value:
                 for c in range(3):

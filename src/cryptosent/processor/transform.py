@@ -225,6 +225,7 @@ def score_tweets(
         cols["vader_neg"][i] = v[3]
         cols["vader_label"][i] = label(v[0])
         cols["coins"][i] = coin_mentions(texts[i])
+    cols["spam"] = [False] * n  # until the campaign detector flags the batch (processor.campaigns)
     cols["kafka_partition"] = list(partitions)
     cols["kafka_offset"] = list(offsets)
     return pa.Table.from_pydict(cols, schema=SCHEMA)
@@ -234,4 +235,3 @@ def warm_up() -> None:
     """Pay one-time costs before the first batch: pyarrow loads pandas (about a second) the
     first time it builds a tz-aware timestamp array."""
     pa.array([0], pa.timestamp("us", tz="UTC"))
-    cols["spam"] = [False] * n  # until the campaign detector flags the batch (processor.campaigns)

@@ -166,7 +166,9 @@ def replay(
         nonlocal bad_lines
         bad_lines += 1
         if bad_lines <= 20:
-            err.print(f"{path}:{line_number}: skipped: {reason}", highlight=False, markup=False)
+            # one line, however long the path: PATH:LINE stays whole for editors and grep
+            line = f"{path}:{line_number}: skipped: {reason}"
+            err.print(line, highlight=False, markup=False, soft_wrap=True)
         elif bad_lines == 21:
             err.print("(more bad lines: only the count is shown from here on)")
 

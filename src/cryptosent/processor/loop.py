@@ -304,8 +304,10 @@ class Processor:
     def _caught_up(self) -> bool:
         if not self.assignment_seen or self.rebalancing:
             # still joining the group, or between a revocation and the next assignment: an
-            # empty poll (or an empty assignment) means nothing yet
-            return False
+            # empty poll (or an empty assignment) means nothing yet, unless the topic holds
+            # nothing at all. A member that stopped polling holds the group's rebalance for its
+            # max.poll.interval.ms (10 min): an empty prices topic kept --until-idle that long.
+            return self._topic_empty()
         try:
             if not all(p >= high for _n, p, high in self._positions() if high > 0):
                 return False
@@ -315,6 +317,23 @@ class Processor:
             return all(p >= high for _n, p, high in self._positions(cached=False) if high > 0)
         except Exception:
             return False
+
+    def _topic_empty(self) -> bool:
+        """No partition of the topic holds a message (asked of the broker; False if unsure)."""
+        if self.stop.is_set:
+            return False
+        try:
+            info = self.consumer.list_topics(self.topic, timeout=1).topics[self.topic]
+            if info.error is not None or not info.partitions:
+                return False
+            for number in info.partitions:
+                tp = TopicPartition(self.topic, number)
+                low, high = self.consumer.get_watermark_offsets(tp, timeout=1, cached=False)
+                if high > low:
+                    return False
+        except Exception:
+            return False
+        return True
 
     def _update_lag(self) -> None:
         if not self.checkpoint.assigned:

@@ -34,6 +34,7 @@ SUPPORTED = frozenset(
         "hi",
         "nl",
         "pl",
+        "uk",
     ]
 )
 # Words of these scripts (unicodedata names begin with them) belong to trained languages.

@@ -38,6 +38,8 @@ QUICK = Sizes(2_000, 20_000, 10_000, 5.0, 3.0, 20_000)
 
 TARGETS = {
     "sentiment_speedup_vs_vadersentiment": (">=", 5.0),
+    "sentiment_student_core_per_s": (">=", 200_000.0),
+    "sentiment_teacher_per_s": (">=", 300.0),
     "produce_tweets_per_s": (">=", 50_000.0),
     "process_tweets_per_s": (">=", 20_000.0),
     "freshness_p95_s": ("<=", 2.0),
@@ -68,7 +70,7 @@ def machine() -> dict[str, Any]:
 
 def stages(settings: Settings, sizes: Sizes) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
     """The stages in order, each a name and a function returning its figures."""
-    from cryptosent.bench import pipeline
+    from cryptosent.bench import pipeline, voices
 
     def sentiment() -> dict[str, Any]:
         from cryptosent.bench.sentiment import generated_tweets, measure
@@ -87,6 +89,7 @@ def stages(settings: Settings, sizes: Sizes) -> list[tuple[str, Callable[[], dic
 
     return [
         ("sentiment", sentiment),
+        ("voices", lambda: voices.measure(sizes.sentiment_texts)),
         ("produce", lambda: pipeline.measure_produce(settings, sizes.produce)),
         ("process", lambda: pipeline.measure_process(settings, sizes.process, 1)),
         ("process ×2", lambda: pipeline.measure_process(settings, sizes.process, 2)),

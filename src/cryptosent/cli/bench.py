@@ -21,7 +21,9 @@ def bench(
     ] = False,
     only: Annotated[
         list[str] | None,
-        typer.Option(help="Only these stages: sentiment, produce, process, freshness, dashboard."),
+        typer.Option(
+            help="Only these stages: sentiment, voices, produce, process, freshness, dashboard."
+        ),
     ] = None,
 ) -> None:
     """Measure every stage on the local stack, side by side, and print a table."""

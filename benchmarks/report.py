@@ -31,7 +31,13 @@ ROWS = [
     ("dashboard", "slowest query at 10M tweets, max ms", "dashboard_query_ms_max"),
     ("dashboard", "queries at 10M tweets, p95 ms", "dashboard_query_ms_p95"),
     ("dashboard", "full refresh at 10M tweets, ms", "dashboard_refresh_ms"),
-]
+    ("peers", "cryptosent `process`, tweets/s (the peers' topic)", "peers_cryptosent_tweets_per_s"),
+    ("peers", "seed-style script, tweets/s", "peers_seed_tweets_per_s"),
+    ("peers", "Quix Streams 3.28.1, tweets/s", "peers_quix_tweets_per_s"),
+    ("peers", "cryptosent / seed-style", "peers_ratio_vs_seed"),
+    ("peers", "cryptosent / Quix Streams", "peers_ratio_vs_quix"),
+    ("peers", "cryptosent CPU s per 1,000 (start-up off)", "peers_cryptosent_cpu_s_per_1000"),
+]  # fmt: skip
 
 
 def fmt(value: Any) -> str:
@@ -39,6 +45,8 @@ def fmt(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "**no**"
     if isinstance(value, float):
+        if 0 < value < 0.1:
+            return f"{value:.3g}"
         return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
     if isinstance(value, int):
         return f"{value:,}"
@@ -72,7 +80,7 @@ def render(result: dict[str, Any], profile: str | None = None) -> str:
         target = TARGETS.get(key)
         target_text = ""
         if target:
-            target_text = f"{target[0]} {target[1]:,.0f}" + (
+            target_text = f"{target[0]} {target[1]:,.{0 if target[1] >= 1 else 3}f}" + (
                 " ✓" if met.get(key) else (" ✗" if key in met else "")
             )
         lines.append(f"| {stage} | {label} | {fmt(result.get(key))} | {target_text} |")

@@ -1,8 +1,11 @@
 """`cryptosent bench`: every stage measured in one run, side by side, on the real local stack.
 
 Stages: sentiment (vaderSentiment vs our analyzers), produce, process (1 and 2 members),
-freshness (2,000/min and 10,000/s), dashboard (queries at 10M tweets). `--quick` shrinks every
-size so the harness itself can be smoke-tested in `make test`; its numbers mean nothing.
+freshness (2,000/min and 10,000/s), dashboard (queries at 10M tweets), peers (cryptosent beside
+a seed-style script and Quix Streams on one topic). `--quick` shrinks every size so the harness
+itself can be smoke-tested in `make test`; its numbers mean nothing. `--quick` leaves the peers
+out unless asked for (`--only peers`): they build a venv and run three jobs, and
+tests/integration/test_bench_peers.py covers them.
 Shipped with the package: an installed `cryptosent bench` needs no checkout.
 """
 
@@ -13,7 +16,7 @@ import os
 import platform
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,10 +34,11 @@ class Sizes:
     fresh_slow_s: float
     fresh_fast_s: float
     dashboard_rows: int
+    peers: int
 
 
-FULL = Sizes(50_000, 1_000_000, 200_000, 60.0, 20.0, 10_000_000)
-QUICK = Sizes(2_000, 20_000, 10_000, 5.0, 3.0, 20_000)
+FULL = Sizes(50_000, 1_000_000, 200_000, 60.0, 20.0, 10_000_000, 300_000)
+QUICK = Sizes(2_000, 20_000, 10_000, 5.0, 3.0, 20_000, 3_000)
 
 TARGETS = {
     "sentiment_speedup_vs_vadersentiment": (">=", 5.0),
@@ -45,6 +49,9 @@ TARGETS = {
     "freshness_p95_s": ("<=", 2.0),
     "dashboard_query_ms_max": ("<=", 200.0),
     "dashboard_refresh_ms": ("<=", 1000.0),
+    "peers_ratio_vs_seed": (">=", 12.0),
+    "peers_ratio_vs_quix": (">=", 5.0),
+    "peers_cryptosent_cpu_s_per_1000": ("<=", 0.015),
 }
 
 
@@ -87,6 +94,11 @@ def stages(settings: Settings, sizes: Sizes) -> list[tuple[str, Callable[[], dic
         fast = pipeline.measure_freshness(settings, "10000/s", sizes.fresh_fast_s, "_10k")
         return {**slow, **fast}
 
+    def peers() -> dict[str, Any]:
+        from cryptosent.bench.peers.stage import measure_peers
+
+        return measure_peers(settings, sizes.peers)
+
     return [
         ("sentiment", sentiment),
         ("voices", lambda: voices.measure(sizes.sentiment_texts)),
@@ -95,6 +107,7 @@ def stages(settings: Settings, sizes: Sizes) -> list[tuple[str, Callable[[], dic
         ("process ×2", lambda: pipeline.measure_process(settings, sizes.process, 2)),
         ("freshness", freshness),
         ("dashboard", dashboard),
+        ("peers", peers),
     ]
 
 
@@ -104,9 +117,13 @@ def run(
     quick: bool,
     only: set[str] | None = None,
     on_stage: Callable[[str, int, int], None] | None = None,
+    peers_count: int | None = None,
 ) -> dict[str, Any]:
-    """Run the stages (all, or `only`); failures are recorded, not raised."""
+    """Run the stages (all, or `only`); failures are recorded, not raised. `peers_count`
+    overrides the size of the peers stage."""
     sizes = QUICK if quick else FULL
+    if peers_count is not None:
+        sizes = replace(sizes, peers=peers_count)
     result: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": quick,
@@ -115,7 +132,10 @@ def run(
         "command": " ".join(["cryptosent", "bench", *sys.argv[2:]]),
         "errors": {},
     }
-    todo = [(n, f) for n, f in stages(settings, sizes) if only is None or n.split()[0] in only]
+    wanted = only if only is not None else {n.split()[0] for n, _ in stages(settings, sizes)}
+    if quick and only is None:
+        wanted = wanted - {"peers"}
+    todo = [(n, f) for n, f in stages(settings, sizes) if n.split()[0] in wanted]
     for index, (name, measure) in enumerate(todo):
         if on_stage is not None:
             on_stage(name, index, len(todo))

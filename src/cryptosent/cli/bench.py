@@ -22,7 +22,15 @@ def bench(
     only: Annotated[
         list[str] | None,
         typer.Option(
-            help="Only these stages: sentiment, voices, produce, process, freshness, dashboard."
+            help="Only these stages: sentiment, voices, produce, process, freshness, dashboard,"
+            " peers (--quick leaves peers out unless named here)."
+        ),
+    ] = None,
+    peers_count: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Tweets on the peers stage's topic (default 300,000; 3,000 with --quick).",
         ),
     ] = None,
 ) -> None:
@@ -49,7 +57,13 @@ def bench(
             def on_stage(name: str, index: int, total: int) -> None:
                 progress.update(task, description=name, completed=index, total=total)
 
-            result = run(settings, quick=quick, only=set(only) if only else None, on_stage=on_stage)
+            result = run(
+                settings,
+                quick=quick,
+                only=set(only) if only else None,
+                on_stage=on_stage,
+                peers_count=peers_count,
+            )
             progress.update(task, description="done", completed=progress.tasks[0].total)
     met = verdicts(result)
     table = Table("figure", "value", "target", title=f"cryptosent bench ({result['date']})")

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=5000, ge=1, le=100_000)
     lake_flush_seconds: float = Field(default=60.0, gt=0)
     lake_flush_rows: int = Field(default=200_000, ge=1)
+    # lake compaction (`cryptosent lake compact`, docs/storage.md): size of a compacted object,
+    # and how long the objects it replaces stay for readers that listed them just before
+    lake_compact_target_mb: float = Field(default=128.0, gt=0)
+    lake_compact_grace_seconds: float = Field(default=30.0, ge=0)
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     alert_window_minutes: int = Field(default=30, ge=1)
     alert_min_tweets: int = Field(default=20, ge=1)

@@ -18,6 +18,7 @@ from cryptosent.cli import (
     db,
     demo,
     ingest,
+    lake,
     leadlag,
     prices,
     process,
@@ -54,6 +55,7 @@ def main_options(
 
 for group in (
     stack, config, db, ingest, prices, process, score, leadlag, dashboard, demo, bench,
+    lake,
 ):  # fmt: skip
     group.register(app)
 

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from cryptosent.cli import (
+    backfill,
     bench,
     config,
     dashboard,
@@ -54,7 +55,7 @@ def main_options(
 
 
 for group in (
-    stack, config, db, ingest, prices, process, score, leadlag, dashboard, demo, bench,
+    stack, config, db, ingest, prices, process, score, leadlag, dashboard, demo, bench, backfill,
     lake,
 ):  # fmt: skip
     group.register(app)

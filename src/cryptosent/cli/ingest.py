@@ -18,10 +18,13 @@ from cryptosent.cli.common import err, fail, out, parse_rate, user_errors
 from cryptosent.config import get_settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cryptosent.ingest import IngestStats
     from cryptosent.model import PriceTick, Tweet
     from cryptosent.runtime import StopSignal
     from cryptosent.sources.base import Source
+    from cryptosent.sources.replay import ReplayFormat
 
 
 def run_ingest(
@@ -145,8 +148,17 @@ def replay(
     ] = False,
     count: Annotated[int | None, typer.Option(min=1, help="Stop after N tweets.")] = None,
     duration: Annotated[float | None, typer.Option(min=0.1, help="Stop after S seconds.")] = None,
+    to_lake: Annotated[
+        bool,
+        typer.Option(
+            "--to-lake",
+            help="Score the file as the processor does and write it straight into the lake "
+            "(no Kafka; idempotent: a re-run writes the same objects).",
+        ),
+    ] = False,
 ) -> None:
-    """Replay tweets from a file into Kafka; bad lines are reported with their number, skipped."""
+    """Replay tweets from a file into Kafka (or, with --to-lake, into the lake); bad lines are
+    reported with their number, skipped."""
     from cryptosent.runtime import StopSignal
     from cryptosent.sources.replay import replay_source
 
@@ -172,6 +184,16 @@ def replay(
         elif bad_lines == 21:
             err.print("(more bad lines: only the count is shown from here on)")
 
+    if to_lake:
+        if speed is not None or rate is not None or restamp or count is not None:
+            fail("--to-lake loads the whole file as it is: no --speed, --rate, --restamp, --count")
+        with StopSignal(duration) as stop:
+            try:
+                replay_to_lake(path, fmt, mapping, report, stop)  # type: ignore[arg-type]
+            finally:
+                if bad_lines:
+                    err.print(f"{bad_lines:,} bad line(s) skipped in {path}")
+        return
     with StopSignal(duration) as stop:
         with user_errors():
             source = replay_source(
@@ -184,6 +206,60 @@ def replay(
         finally:
             if bad_lines:
                 err.print(f"{bad_lines:,} bad line(s) skipped in {path}")
+
+
+def replay_to_lake(
+    path: Path,
+    fmt: ReplayFormat | None,
+    columns: dict[str, str | None],
+    report: Callable[[int, str], None],
+    stop: StopSignal,
+) -> None:
+    """`replay --to-lake`: the file into the lake (`storage.to_lake`) with a progress bar."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from cryptosent.sinks.lake import Lake, lake_location
+    from cryptosent.storage.to_lake import ToLakeStats, count_records, load_archive
+
+    settings = get_settings()
+    refused = 0
+
+    def report_refused(ordinal: int, reason: str) -> None:
+        nonlocal refused
+        refused += 1
+        if refused <= 20:
+            line = f"{path}: record {ordinal}: refused: {reason}"
+            err.print(line, highlight=False, markup=False, soft_wrap=True)
+
+    with user_errors():
+        lake = Lake(lake_location(settings))
+        total = count_records(path) if path.is_file() else None
+        columns_shown = [
+            TextColumn("[bold]replay → lake[/]"),
+            BarColumn(bar_width=None),
+            TextColumn("{task.fields[line]}"),
+            TimeElapsedColumn(),
+        ]
+        with Progress(*columns_shown, console=err, transient=False) as progress:
+            task = progress.add_task("replay", total=total, line="scoring the first window")
+
+            def show(stats: ToLakeStats) -> None:
+                line = (
+                    f"{stats.tweets:,} tweets · {stats.rate_per_s:,.0f}/s · "
+                    f"{stats.objects:,} objects"
+                )
+                progress.update(task, completed=stats.tweets + stats.refused, line=line)
+
+            stats = load_archive(
+                path, lake, settings, fmt=fmt, columns=columns, on_bad_line=report,
+                on_refused=report_refused, on_progress=show, stop=stop,
+            )  # fmt: skip
+    out.print(
+        f"replay --to-lake: {stats.tweets:,} tweets into {lake.location.url} as topic "
+        f"{stats.topic!r} ({stats.objects:,} objects, {stats.bytes / 1e6:,.1f} MB), "
+        f"{stats.refused:,} refused, {stats.seconds:.1f} s, {stats.rate_per_s:,.0f} tweets/s"
+        + (f" (interrupted by {stop.reason})" if stop.is_set else "")
+    )
 
 
 def stream(

@@ -1,0 +1,241 @@
+"""Backfill: PostgreSQL's tables rebuilt from the lake's processed layer, one UTC day at a time.
+
+For each day of the lake (the ``dt=`` folders, from `since` on), in one transaction:
+
+- the day's rows are read from its live Parquet objects (`live_processed`), duplicates of an id
+  dropped as the processor drops them (the first by Kafka partition and offset is kept);
+- the day's `coin_minute` rows are deleted (the rollup triggers take them out of `coin_hour`,
+  whose emptied rows go too) and built again from those rows;
+- within retention (the last `retention_days` days, today included) the day's `tweets` and
+  `tweet_coins` are deleted and inserted again, with the processor's statement shape: COPY into
+  a staging table, then one insert of the tweets, their coin mentions and their `coin_minute`
+  rows (`aggregates.minute_upsert`) from the rows actually inserted. Older days get the
+  aggregates only, computed by DuckDB with the same measures (`aggregates.duckdb_minutes`) and
+  COPied into `coin_minute`; their raw rows in PostgreSQL (if any) are the retention job's.
+
+Every day is replaced whole, so a re-run (or a run after a kill) gives the same tables:
+idempotent. Plain INSERT and COPY into the parent tables work whether `tweets` is partitioned by
+day or not. The lake keeps each post's first campaign verdict (docs/campaigns.md): flags that the
+processor revised later in PostgreSQL come back as first judged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Final
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.dataset as pads
+
+from cryptosent import aggregates
+from cryptosent.batch import SCHEMA
+from cryptosent.sinks.database import Connection, Database
+from cryptosent.sinks.lake import LakeLocation, lake_failure
+from cryptosent.sinks.postgres import to_copy_csv
+from cryptosent.storage.lake_files import LakeObject, list_layer, live
+
+LAYER: Final = "processed"
+_COLUMNS: Final = ", ".join(SCHEMA.names)
+_STAGING: Final = (
+    "create temp table if not exists backfill_staging (like tweets including defaults)"
+    " on commit delete rows"
+)
+_COPY_STAGING: Final = f"copy backfill_staging ({_COLUMNS}) from stdin with (format csv)"
+_COPY_MINUTES: Final = (
+    f"copy coin_minute (coin, minute, {aggregates.COLUMNS}) from stdin with (format csv)"
+)
+# the processor's statement (sinks.postgres), with a conflict on any unique key skipped: the
+# primary key is (id) or, with day partitions, (id, created_at)
+_INSERT_DAY: Final = f"""
+with ins as (
+    insert into tweets ({_COLUMNS})
+    select distinct on (id) {_COLUMNS} from backfill_staging
+    order by id, kafka_partition, kafka_offset
+    on conflict do nothing
+    returning id, created_at, coins, {", ".join(aggregates.INPUTS)}
+), mentions as (
+    insert into tweet_coins (coin, tweet_id, created_at)
+    select coin, id, created_at from ins, unnest(coins) as coin
+    on conflict do nothing
+    returning 1
+), minutes as (
+    {aggregates.minute_upsert("ins")}
+)
+select (select count(*) from ins), (select count(*) from mentions)
+"""  # noqa: S608 - column names come from constants, values only through COPY
+_DEDUPED: Final = (
+    "select * from day_rows"
+    " qualify row_number() over (partition by id order by kafka_partition, kafka_offset) = 1"
+)
+_DAY_MINUTES: Final = (
+    f"select coin, minute, {aggregates.COLUMNS}"  # noqa: S608 - constants
+    f" from ({aggregates.duckdb_minutes(f'({_DEDUPED})')})"
+)
+_CSV: Final = pacsv.WriteOptions(include_header=False, batch_size=8192)
+
+
+def live_processed(location: LakeLocation, since: date | None = None) -> list[LakeObject]:
+    """The processed layer's live objects (`lake_files`, containment rule) of the days from
+    `since` on (all days when None); objects outside ``dt=`` folders are not read (no day)."""
+    objects = live(list_layer(location, LAYER, since=since))
+    return [o for o in objects if o.day is not None and o.ext == ".parquet"]
+
+
+def by_day(objects: Iterable[LakeObject]) -> dict[date, list[LakeObject]]:
+    """Objects grouped by UTC day, days in order."""
+    days: dict[date, list[LakeObject]] = defaultdict(list)
+    for obj in objects:
+        assert obj.day is not None
+        days[obj.day].append(obj)
+    return dict(sorted(days.items()))
+
+
+def read_day(location: LakeLocation, objects: Iterable[LakeObject]) -> pa.Table:
+    """The rows of objects in the `tweets` columns (columns older files lack are null)."""
+    paths = [f"{location.base}/{o.key}" for o in objects]
+    if not paths:
+        return SCHEMA.empty_table()
+    try:
+        dataset = pads.dataset(paths, schema=SCHEMA, format="parquet", filesystem=location.fs)
+        return dataset.to_table()
+    except OSError as err:
+        raise lake_failure(err, f"reading {location.url}/{LAYER} failed") from err
+
+
+def retention_start(retention_days: int, today: date | None = None) -> date:
+    """The first day whose raw rows PostgreSQL keeps (today is one of the days; 0: all)."""
+    if retention_days <= 0:
+        return date.min  # 0 keeps raw rows for good (CRYPTOSENT_RETENTION_DAYS)
+    today = today or datetime.now(UTC).date()
+    return today - timedelta(days=retention_days - 1)
+
+
+@dataclass
+class BackfillStats:
+    """What a backfill rebuilt so far."""
+
+    days: int = 0
+    days_total: int = 0
+    lake_rows: int = 0
+    tweets: int = 0
+    mentions: int = 0
+    minute_rows: int = 0
+    bytes_read: int = 0
+    bytes_total: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    rebuilt: list[date] = field(default_factory=list)
+
+
+class Backfill:
+    """Rebuilds PostgreSQL's rows day by day from the lake (see the module docstring)."""
+
+    def __init__(self, location: LakeLocation, database: Database, retention_days: int) -> None:
+        self.location = location
+        self.database = database
+        self.retention_days = retention_days
+        self.duck = duckdb.connect(":memory:")
+        self.duck.execute("set TimeZone = 'UTC'")
+
+    def run(
+        self,
+        since: date | None = None,
+        *,
+        on_progress: Callable[[BackfillStats], None] | None = None,
+        today: date | None = None,
+    ) -> BackfillStats:
+        """Rebuild every lake day from `since` on; `on_progress` after each day."""
+        started, cpu = time.monotonic(), time.process_time()
+        days = by_day(live_processed(self.location, since))
+        keep_raw_from = retention_start(self.retention_days, today)
+        stats = BackfillStats(
+            days_total=len(days), bytes_total=sum(o.size for objs in days.values() for o in objs)
+        )
+        for day, objects in days.items():
+            table = read_day(self.location, objects)
+            raw = day >= keep_raw_from
+            tweets, mentions, minutes = self.rebuild_day(day, table, raw=raw)
+            stats.days += 1
+            stats.lake_rows += table.num_rows
+            stats.tweets += tweets
+            stats.mentions += mentions
+            stats.minute_rows += minutes
+            stats.bytes_read += sum(o.size for o in objects)
+            stats.rebuilt.append(day)
+            stats.seconds = time.monotonic() - started
+            stats.cpu_seconds = time.process_time() - cpu
+            if on_progress is not None:
+                on_progress(stats)
+        stats.seconds = time.monotonic() - started
+        stats.cpu_seconds = time.process_time() - cpu
+        return stats
+
+    def rebuild_day(self, day: date, table: pa.Table, *, raw: bool) -> tuple[int, int, int]:
+        """Replace one day's rows with table's (one transaction); (tweets, mentions, minute
+        rows) written."""
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        end = start + timedelta(days=1)
+        with self.database.transaction() as conn:
+            self._delete_minutes(conn, start, end)
+            if raw:
+                conn.execute(
+                    "delete from tweet_coins where created_at >= %s and created_at < %s",
+                    [start, end],
+                )
+                conn.execute(
+                    "delete from tweets where created_at >= %s and created_at < %s", [start, end]
+                )
+                tweets, mentions = self._insert_rows(conn, table)
+            else:
+                tweets = mentions = 0
+                self._copy_minutes(conn, table)
+            row = conn.execute(
+                "select count(*) from coin_minute where minute >= %s and minute < %s", [start, end]
+            ).fetchone()
+        return tweets, mentions, int(str(row[0])) if row else 0
+
+    @staticmethod
+    def _delete_minutes(conn: Connection, start: datetime, end: datetime) -> None:
+        conn.execute("delete from coin_minute where minute >= %s and minute < %s", [start, end])
+        # the delete trigger subtracted the day from coin_hour: what is left of it is zeros
+        conn.execute("delete from coin_hour where hour >= %s and hour < %s", [start, end])
+
+    @staticmethod
+    def _insert_rows(conn: Connection, table: pa.Table) -> tuple[int, int]:
+        if not table.num_rows:
+            return 0, 0
+        conn.execute(_STAGING)
+        with conn.cursor() as cur:
+            with cur.copy(_COPY_STAGING) as copy:
+                copy.write(to_copy_csv(table.select(SCHEMA.names)))
+            row = cur.execute(_INSERT_DAY).fetchone()
+        assert row is not None
+        return int(str(row[0])), int(str(row[1]))
+
+    def minutes(self, table: pa.Table) -> pa.Table:
+        """The day's `coin_minute` rows from its lake rows (duplicate ids dropped)."""
+        self.duck.register("day_rows", table)
+        try:
+            return self.duck.sql(_DAY_MINUTES).to_arrow_table()
+        finally:
+            self.duck.unregister("day_rows")
+
+    def _copy_minutes(self, conn: Connection, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        minutes = self.minutes(table)
+        buffer = pa.BufferOutputStream()
+        pacsv.write_csv(minutes, buffer, _CSV)
+        with conn.cursor() as cur, cur.copy(_COPY_MINUTES) as copy:
+            copy.write(buffer.getvalue().to_pybytes())
+
+    def close(self) -> None:
+        """Close DuckDB and the database connection."""
+        self.duck.close()
+        self.database.close()

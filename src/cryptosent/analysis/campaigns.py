@@ -41,6 +41,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
+import operator
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,12 +59,15 @@ __all__ = [
     "ROWS",
     "SHINGLE",
     "CampaignDetector",
+    "ColumnFlags",
     "Flag",
     "Observation",
     "Post",
+    "PostColumns",
     "Signatures",
     "estimated_similarity",
     "normalise",
+    "post_columns_from_tweets",
     "post_from_tweet",
     "sign",
 ]
@@ -100,6 +104,29 @@ _NUMBER_RE: Final = re.compile(r"\d[\d.,:]*")
 U64Array = npt.NDArray[np.uint64]
 
 
+def _word_table() -> npt.NDArray[np.bool_]:
+    """Per codepoint: whether it stays in normalised text (letters, digits, placeholders, the
+    line break between texts) or becomes a space (symbols, punctuation, emoji)."""
+    c = np.arange(0x110000, dtype=np.uint32)
+    ascii_word = np.zeros(128, dtype=bool)
+    for ch in "abcdefghijklmnopqrstuvwxyz0123456789~@$#\n":
+        ascii_word[ord(ch)] = True
+    word = np.where(c < 128, ascii_word[np.minimum(c, 127)], True)
+    # symbols, punctuation, arrows, dingbats, CJK punctuation, emoji and their modifiers
+    word &= ~(((c >= 0x2000) & (c < 0x3040)) | (c >= 0x1F000) | ((c >= 0xFE00) & (c < 0xFE10)))
+    word &= (c != 0xD7) & (c != 0xF7) & ~((c >= 0x80) & (c < 0xC0))
+    fullwidth = (c >= 0xFF01) & (c < 0xFF66)  # fullwidth punctuation, not fullwidth letters
+    word &= ~(fullwidth & ~(((c >= 0xFF10) & (c < 0xFF1A)) | ((c >= 0xFF21) & (c < 0xFF3B))
+                            | ((c >= 0xFF41) & (c < 0xFF5B))))  # fmt: skip
+    table: npt.NDArray[np.bool_] = word
+    return table
+
+
+# one lookup per codepoint instead of a dozen comparisons over the batch
+_WORD: Final = _word_table()
+_RETWEET_TEXT: Final = operator.methodcaller("startswith", "RT @")
+
+
 class Signatures(NamedTuple):
     """What ``sign`` computes for a batch of texts, one row per text."""
 
@@ -117,11 +144,12 @@ class Signatures(NamedTuple):
 
 def _mix(h: U64Array) -> U64Array:
     """splitmix64's finaliser, elementwise: a fixed, well-spread 64-bit hash."""
-    h = h ^ (h >> _U64(30))
-    h = h * _U64(0xBF58476D1CE4E5B9)
-    h = h ^ (h >> _U64(27))
-    h = h * _U64(0x94D049BB133111EB)
-    return h ^ (h >> _U64(31))
+    h = h ^ (h >> _U64(30))  # a new array: the rest works in place on it
+    h *= _U64(0xBF58476D1CE4E5B9)
+    h ^= h >> _U64(27)
+    h *= _U64(0x94D049BB133111EB)
+    h ^= h >> _U64(31)
+    return h
 
 
 def _substitute(texts: Sequence[str]) -> str:
@@ -141,18 +169,7 @@ def _codepoints(texts: Sequence[str]) -> npt.NDArray[np.uint32]:
     """Normalised codepoints of the batch: words, single spaces, one newline between texts."""
     c = np.frombuffer(_substitute(texts).encode("utf-32-le"), dtype=np.uint32)
     c = c[(c != 0x27) & (c != 0x2019)]  # apostrophes join: "don't" = "dont"
-    ascii_word = np.zeros(128, dtype=bool)
-    for ch in "abcdefghijklmnopqrstuvwxyz0123456789~@$#\n":
-        ascii_word[ord(ch)] = True
-    low = c < 128
-    word = np.where(low, ascii_word[np.minimum(c, 127)], True)
-    # symbols, punctuation, arrows, dingbats, CJK punctuation, emoji and their modifiers
-    word &= ~(((c >= 0x2000) & (c < 0x3040)) | (c >= 0x1F000) | ((c >= 0xFE00) & (c < 0xFE10)))
-    word &= (c != 0xD7) & (c != 0xF7) & ~((c >= 0x80) & (c < 0xC0))
-    fullwidth = (c >= 0xFF01) & (c < 0xFF66)  # fullwidth punctuation, not fullwidth letters
-    word &= ~(fullwidth & ~(((c >= 0xFF10) & (c < 0xFF1A)) | ((c >= 0xFF21) & (c < 0xFF3B))
-                            | ((c >= 0xFF41) & (c < 0xFF5B))))  # fmt: skip
-    c[~word] = _SPACE
+    c[~_WORD[c]] = _SPACE
     # drop a space after a space or a line break, and the third of three equal characters
     prev = np.concatenate(([_NEWLINE], c[:-1]))
     prev2 = np.concatenate(([_NEWLINE, _NEWLINE], c[:-2]))
@@ -196,12 +213,12 @@ def sign(texts: Sequence[str]) -> Signatures:
     m = len(c) - SHINGLE + 1
     if m > 0:
         c64 = c.astype(_U64)
-        h = np.zeros(m, dtype=_U64)
-        for j in range(SHINGLE):
-            h = h * _ROLL + c64[j : j + m]
-        h = _mix(h)
+        h = c64[:m].copy()
+        for j in range(1, SHINGLE):  # in place: a batch holds hundreds of thousands
+            h *= _ROLL
+            h += c64[j : j + m]
         valid = before[SHINGLE : SHINGLE + m] == before[:m]
-        h, doc = h[valid], doc_of[:m][valid]
+        h, doc = _mix(h[valid]), doc_of[:m][valid]
     else:
         h, doc = np.zeros(0, dtype=_U64), np.zeros(0, dtype=np.int64)
 
@@ -257,6 +274,62 @@ def post_from_tweet(tweet: Tweet) -> Post:
     )
 
 
+class PostColumns(NamedTuple):
+    """A batch of posts column by column (what ``observe_columns`` takes): the fields of
+    ``Post`` without one Python object per post."""
+
+    ids: list[str]
+    author_ids: list[str]
+    created_at: npt.NDArray[np.float64]
+    texts: list[str]
+    followers: npt.NDArray[np.int64]
+    """An unknown count is 0."""
+    verified: npt.NDArray[np.bool_]
+    retweet: npt.NDArray[np.bool_]
+
+    @classmethod
+    def of_posts(cls, posts: Sequence[Post]) -> PostColumns:
+        """The columns of posts."""
+        n = len(posts)
+        return cls(
+            [p.id for p in posts],
+            [p.author_id for p in posts],
+            np.fromiter((p.created_at for p in posts), np.float64, n),
+            [p.text for p in posts],
+            np.fromiter((p.followers or 0 for p in posts), np.int64, n),
+            np.fromiter((p.verified for p in posts), bool, n),
+            np.fromiter((p.retweet for p in posts), bool, n),
+        )
+
+    def take(self, index: Sequence[int]) -> PostColumns:
+        """The posts at these positions, in that order."""
+        at = np.asarray(index, dtype=np.intp)
+        return PostColumns(
+            [self.ids[i] for i in index], [self.author_ids[i] for i in index],
+            self.created_at[at], [self.texts[i] for i in index], self.followers[at],
+            self.verified[at], self.retweet[at],
+        )  # fmt: skip
+
+
+def post_columns_from_tweets(tweets: Sequence[Tweet]) -> PostColumns:
+    """The detector's view of contract tweets, as ``post_from_tweet`` gives it, by columns."""
+    n = len(tweets)
+    ids = [t.id for t in tweets]
+    authors = [t.author for t in tweets]
+    return PostColumns(
+        ids,
+        [
+            ((a.id or a.username) if a else None) or f"?{i}"
+            for a, i in zip(authors, ids, strict=True)
+        ],
+        np.fromiter((t.created_at.timestamp() for t in tweets), np.float64, n),
+        [t.text for t in tweets],
+        np.fromiter(((a.followers or 0) if a else 0 for a in authors), np.int64, n),
+        np.fromiter((bool(a.verified) if a else False for a in authors), bool, n),
+        np.fromiter((t.retweet_of is not None for t in tweets), bool, n),
+    )
+
+
 class Flag(NamedTuple):
     """The detector's verdict on one post."""
 
@@ -272,6 +345,15 @@ class Observation(NamedTuple):
     """One flag per post of the batch, in its order (a repeated id gets its current flag)."""
     revisions: list[Flag]
     """Earlier posts whose flags changed with this batch (each id once, the newest flag)."""
+
+
+class ColumnFlags(NamedTuple):
+    """What ``observe_columns`` returns: the flags of the batch as columns, in its order."""
+
+    spam: npt.NDArray[np.bool_]
+    campaign_ids: list[str | None]
+    revisions: list[Flag]
+    """As ``Observation.revisions``."""
 
 
 def _wilson_lower(successes: int, n: int, z: float = 1.645) -> float:
@@ -373,26 +455,49 @@ class CampaignDetector:
 
     def observe(self, posts: Sequence[Post]) -> Observation:
         """Flag a batch (any order, any size); return its flags and revisions of earlier posts."""
-        slot_of = self._slot_of
-        fresh: list[Post] = []
-        batch_ids: set[str] = set()
-        for post in posts:
-            if post.id not in slot_of and post.id not in batch_ids:
-                batch_ids.add(post.id)
-                fresh.append(post)
-        revisions = self._observe(fresh) if fresh else []
-        seqs = [slot_of.get(post.id, -1) for post in posts]
-        slots = np.array(seqs, dtype=np.int64) % self.max_posts
-        spam = self._spam[slots].tolist()
-        labels = self._campaign[slots].tolist()
-        names = {label: self._campaign_id(label) for label in set(labels) if label >= 0}
-        flags = [
-            Flag(post.id, False, None)
-            if seq < 0
-            else Flag(post.id, is_spam, names[label] if label >= 0 else None)
-            for post, seq, is_spam, label in zip(posts, seqs, spam, labels, strict=True)
-        ]
+        columns = PostColumns.of_posts(posts)
+        spam, campaign_ids, revisions = self.observe_columns(columns)
+        flags = list(map(Flag._make, zip(columns.ids, spam.tolist(), campaign_ids, strict=True)))
         return Observation(flags, revisions)
+
+    def observe_columns(self, posts: PostColumns) -> ColumnFlags:
+        """``observe`` by columns: the batch's flags as a spam array and a list of campaign
+        ids (what the processor puts in its table), and the revisions of earlier posts."""
+        slot_of = self._slot_of
+        ids = posts.ids
+        n = len(ids)
+        first = self._seq
+        if n and slot_of.keys().isdisjoint(ids) and len(set(ids)) == n:
+            fresh: PostColumns | None = posts  # the usual batch: every post is new
+        else:
+            batch_ids: set[str] = set()
+            index = []
+            for i, post_id in enumerate(ids):
+                if post_id not in slot_of and post_id not in batch_ids:
+                    batch_ids.add(post_id)
+                    index.append(i)
+            fresh = posts.take(index) if index else None
+        revisions = self._observe(fresh) if fresh is not None else []
+        if fresh is posts:
+            seqs = np.arange(first, first + n, dtype=np.int64)
+        else:
+            seqs = np.fromiter(map(slot_of.get, ids, itertools.repeat(-1)), np.int64, n)
+        slots = seqs % self.max_posts
+        unknown = seqs < 0
+        spam = self._spam[slots]
+        spam[unknown] = False
+        labels = self._campaign[slots]
+        labels[unknown] = -1
+        campaign_ids: list[str | None] = [None] * n
+        flagged = np.flatnonzero(labels >= 0)
+        if len(flagged):
+            names: dict[int, str] = {}
+            for i, label in zip(flagged.tolist(), labels[flagged].tolist(), strict=True):
+                name = names.get(label)
+                if name is None:
+                    name = names[label] = self._campaign_id(label)
+                campaign_ids[i] = name
+        return ColumnFlags(spam, campaign_ids, revisions)
 
     def campaigns(self) -> dict[str, list[str]]:
         """Campaigns in the window: campaign id -> ids of its posts still kept."""
@@ -410,28 +515,28 @@ class CampaignDetector:
 
     # ------------------------------------------------------------------------------ a batch
 
-    def _observe(self, fresh: list[Post]) -> list[Flag]:
-        n = len(fresh)
+    def _observe(self, fresh: PostColumns) -> list[Flag]:
+        ids = fresh.ids
+        n = len(ids)
         if n > self.max_posts:
             raise ValueError(f"a batch of {n} posts is more than max_posts={self.max_posts}")
         self._make_room(n)
         seqs = np.arange(self._seq, self._seq + n, dtype=np.int64)
         slots = seqs % self.max_posts
         self._seq += n
-        ts = np.array([p.created_at for p in fresh], dtype=np.float64)
-        authors = self._codes(fresh)
-        followers = np.array([p.followers or 0 for p in fresh], dtype=np.int64)
-        verified = np.array([p.verified for p in fresh], dtype=bool)
-        low = (followers < self.low_followers) & ~verified
+        ts = np.asarray(fresh.created_at, dtype=np.float64)
+        authors = self._codes(fresh.author_ids)
+        low = (fresh.followers < self.low_followers) & ~fresh.verified
         # identical texts: Python's hash is fine here, only this process compares them
-        texts = np.array([hash(p.text) for p in fresh], dtype=np.int64)
-        original = ~np.array([p.retweet or p.text.startswith("RT @") for p in fresh], dtype=bool)
-        signatures = sign([p.text for p in fresh])
+        texts = np.fromiter(map(hash, fresh.texts), np.int64, n)
+        original = ~(fresh.retweet | np.fromiter(map(_RETWEET_TEXT, fresh.texts), bool, n))
+        signatures = sign(fresh.texts)
         link = signatures.links > 0
-        ids = [p.id for p in fresh]
-        for post_id, seq, slot in zip(ids, seqs.tolist(), slots.tolist(), strict=True):
-            self._slot_of[post_id] = seq
-            self._ids[slot] = post_id
+        self._slot_of.update(zip(ids, seqs.tolist(), strict=True))
+        start = int(slots[0])
+        head = min(n, self.max_posts - start)  # the ring wraps around after head posts
+        self._ids[start : start + head] = ids[:head]
+        self._ids[: n - head] = ids[head:]
         self._ts[slots] = ts
         self._author[slots] = authors
         self._low[slots] = low
@@ -463,13 +568,13 @@ class CampaignDetector:
         rows = np.unique(np.concatenate(revisit))
         return self._reflag(rows, first_new=int(seqs[0]), renamed=renamed)
 
-    def _codes(self, fresh: list[Post]) -> npt.NDArray[np.int64]:
+    def _codes(self, author_ids: list[str]) -> npt.NDArray[np.int64]:
         codes = self._author_code
         out = []
-        for post in fresh:
-            code = codes.get(post.author_id)
+        for author_id in author_ids:
+            code = codes.get(author_id)
             if code is None:
-                code = codes[post.author_id] = len(codes)
+                code = codes[author_id] = len(codes)
             out.append(code)
         size = len(self._posts)
         if len(codes) > size:
@@ -638,8 +743,8 @@ class CampaignDetector:
         if len(a) == 0:
             return np.zeros(0, dtype=bool)
         empty = np.uint32(0xFFFFFFFF)
-        both_empty = ((a == empty) & (b == empty)).sum(axis=1)
-        equal = (a == b).sum(axis=1) - both_empty
+        both_empty = np.count_nonzero((a == empty) & (b == empty), axis=1)
+        equal = np.count_nonzero(a == b, axis=1) - both_empty
         close: npt.NDArray[np.bool_] = equal >= self.threshold * np.maximum(BINS - both_empty, 1)
         return close
 
@@ -707,9 +812,16 @@ class CampaignDetector:
         """Let go of posts older than the window, and of the oldest while the ring is full."""
         horizon = self._newest - self.window
         cap = self.max_posts
-        end = self._oldest
-        while end < self._seq and (self._ts[end % cap] < horizon or self._seq + n - end > cap):
-            end += 1
+        # the oldest posts that no longer fit go whatever their time, then those older than
+        # the window up to the first that is not (a scan in chunks, not a loop per post)
+        end = max(self._oldest, min(self._seq, self._seq + n - cap))
+        while end < self._seq:
+            chunk = np.arange(end, min(end + 4096, self._seq), dtype=np.int64)
+            inside = np.flatnonzero(self._ts[chunk % cap] >= horizon)
+            if len(inside):
+                end += int(inside[0])
+                break
+            end += len(chunk)
         if end == self._oldest:
             return
         seqs = np.arange(self._oldest, end, dtype=np.int64)
@@ -719,12 +831,14 @@ class CampaignDetector:
         np.subtract.at(self._links, authors, self._link[slots])
         np.subtract.at(self._repeats, authors, self._repeat[slots])
         pairs, clusters = self._pairs, self._clusters
-        for seq, slot, label, author in zip(seqs.tolist(), slots.tolist(),
-                                            self._cluster[slots].tolist(), authors.tolist(),
+        ids, slot_of = self._ids, self._slot_of
+        for slot in slots.tolist():
+            del slot_of[ids[slot]]
+        labels = self._cluster[slots]
+        kept = np.flatnonzero(labels >= 0)  # only posts in a cluster have books to update
+        for seq, slot, label, author in zip(seqs[kept].tolist(), slots[kept].tolist(),
+                                            labels[kept].tolist(), authors[kept].tolist(),
                                             strict=True):  # fmt: skip
-            del self._slot_of[self._ids[slot]]
-            if label < 0:
-                continue
             key = label << 24 | author
             count = pairs[key] - 1
             cluster = clusters.get(label)

@@ -21,9 +21,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
-from cryptosent.analysis.campaigns import CampaignDetector, Flag, Post, post_from_tweet
+from cryptosent.analysis.campaigns import (
+    CampaignDetector,
+    Flag,
+    Post,
+    post_columns_from_tweets,
+)
 from cryptosent.batch import Ranges, Revision, ScoredBatch
 from cryptosent.config import Settings
 from cryptosent.runtime import Retry, StopSignal
@@ -146,12 +153,14 @@ class CampaignStage:
         """Score the decoded batch (`transform.Decoded`), then flag it."""
         batch = self.scorer(decoded)
         revisions = self.catch_up()
-        observation = self.detector.observe([post_from_tweet(t) for t in decoded.tweets])
+        # by columns: no Post and no Flag object per tweet on the hot path
+        posts = post_columns_from_tweets(decoded.tweets)
+        spam, campaign_ids, revised = self.detector.observe_columns(posts)
         self._own.append(dict(decoded.ranges))
-        _merge(revisions, observation.revisions)
-        if decoded.tweets:
-            self._newest = max(self._newest, max(t.created_at.timestamp() for t in decoded.tweets))
-        batch.table = with_flags(batch.table, observation.flags)
+        _merge(revisions, revised)
+        if len(posts.ids):
+            self._newest = max(self._newest, float(posts.created_at.max()))
+        batch.table = with_flag_columns(batch.table, spam, campaign_ids)
         batch.revisions = list(revisions.values())
         return batch
 
@@ -183,11 +192,14 @@ class CampaignStage:
         return revisions
 
 
-def with_flags(table: pa.Table, flags: Sequence[Flag]) -> pa.Table:
-    """The scored table with its `spam` and `campaign_id` columns set from flags (row order)."""
-    spam = pa.array([f.spam for f in flags], pa.bool_())
-    campaign = pa.array([f.campaign_id for f in flags], pa.string())
-    table = table.set_column(table.schema.get_field_index("spam"), "spam", spam)
+def with_flag_columns(
+    table: pa.Table, spam: npt.NDArray[np.bool_], campaign_ids: Sequence[str | None]
+) -> pa.Table:
+    """The scored table with its `spam` and `campaign_id` columns set (row order)."""
+    table = table.set_column(
+        table.schema.get_field_index("spam"), "spam", pa.array(spam, pa.bool_())
+    )
+    campaign = pa.array(campaign_ids, pa.string())
     return table.set_column(table.schema.get_field_index("campaign_id"), "campaign_id", campaign)
 
 

@@ -102,21 +102,23 @@ def test_backfill_after_dropping_the_rows_rebuilds_what_the_processor_wrote(
     assert _differences(p) == {"tweets": 0, "tweet_coins": 0, "coin_minute": 0, "coin_hour": 0}
 
 
-def _archive(path: Path, count: int, days: int) -> list[str]:
-    """A JSON Lines archive of count mock posts spread evenly over days ending 40 days ago,
-    with one bad line; the ids of its valid posts."""
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=40 + days)
+def write_archive(
+    path: Path, count: int, days: int, ago: int = 40, seed: int = 21
+) -> dict[str, datetime]:
+    """A JSON Lines archive of count mock posts spread evenly over days ending `ago` days
+    before today's midnight (UTC), with one bad line (line 12); its valid posts' id -> time."""
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = midnight - timedelta(days=ago + days)
     step = timedelta(days=days) / count
-    generator = MockGenerator(seed=21)
-    ids = []
+    posts = {}
     with path.open("wb") as out:
-        for i, tweet in enumerate(generator.read(count)):
+        for i, tweet in enumerate(MockGenerator(seed=seed).read(count)):
             tweet.created_at = start + i * step
             out.write(encode_tweet(tweet) + b"\n")
-            ids.append(tweet.id)
+            posts[tweet.id] = tweet.created_at
             if i == 10:
                 out.write(json.dumps({"id": "x", "text": "no date"}).encode() + b"\n")
-    return ids
+    return posts
 
 
 def test_replay_to_lake_then_backfill_gives_each_row_of_the_file_once(
@@ -124,7 +126,7 @@ def test_replay_to_lake_then_backfill_gives_each_row_of_the_file_once(
 ) -> None:
     p = file_pipeline
     archive = tmp_path / "History-2026.jsonl"
-    ids = _archive(archive, 2000, 3)
+    ids = list(write_archive(archive, 2000, 3))
 
     first = p.cli("replay", "--to-lake", str(archive))
     assert first.returncode == 0, first.stderr

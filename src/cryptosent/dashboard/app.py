@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from cryptosent.analysis.coins import COINS
-from cryptosent.dashboard import campaigns, charts, data, formatting, market_panels
+from cryptosent.dashboard import campaigns, charts, data, formatting, history, market_panels
 from cryptosent.dashboard.kafka_lag import consumer_lag
 from cryptosent.dashboard.queries import ANALYZERS, RANGES, Analyzer, pick_analyzer, pick_totals
 from cryptosent.dashboard.snapshot import Snapshot
@@ -283,6 +283,7 @@ def main() -> None:
     )
     range_key, analyzer, refresh = sidebar()
     st.fragment(run_every=refresh)(live)(range_key, analyzer, refresh)
+    history.panel(analyzer)
 
 
 main()

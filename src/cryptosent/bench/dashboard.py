@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -32,6 +32,7 @@ from cryptosent.dashboard import queries
 from cryptosent.dashboard.snapshot import WORDCLOUD_ROWS, load_snapshot
 from cryptosent.sinks.migrations import migrate
 from cryptosent.stack.postgres import PostgresServer
+from cryptosent.storage.retention import prepare
 
 GROUP, TOPIC = "cryptosent-processor", "tweets"
 SPAN_DAYS = 7
@@ -101,9 +102,10 @@ _DROP_INDEXES = (
     "drop index coin_minute_minute_idx",
 )
 _CREATE_INDEXES = (
-    "alter table tweets add constraint tweets_pkey primary key (id)",
+    "alter table tweets add constraint tweets_pkey primary key (id, created_at)",
     "create index tweets_created_at_idx on tweets (created_at desc)",
-    "alter table tweet_coins add constraint tweet_coins_pkey primary key (coin, tweet_id)",
+    "alter table tweet_coins add constraint tweet_coins_pkey"
+    " primary key (coin, tweet_id, created_at)",
     "create index tweet_coins_coin_created_idx on tweet_coins (coin, created_at desc)",
     "alter table coin_minute add constraint coin_minute_pkey primary key (coin, minute)",
     "create index coin_minute_minute_idx on coin_minute (minute)",
@@ -150,6 +152,9 @@ def load(url: str, rows: int) -> float:
     start = time.perf_counter()
     step = f"{SPAN_DAYS * 86_400_000_000 // rows} microseconds"
     with psycopg.connect(url, autocommit=True) as conn:
+        # one partition per day of the span, as the processor's retention job prepares them
+        today = datetime.now(UTC).date()
+        prepare(conn, today - timedelta(days=SPAN_DAYS + 1), today)
         for statement in _DROP_INDEXES:
             conn.execute(statement.encode())
         for lo in range(1, rows + 1, CHUNK):

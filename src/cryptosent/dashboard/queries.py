@@ -237,7 +237,7 @@ order by t.created_at desc limit %(limit)s
 
 _LATEST_FOR_COIN = f"""
 select {_TWEET_COLUMNS}
-from tweet_coins c join tweets t on t.id = c.tweet_id
+from tweet_coins c join tweets t on t.id = c.tweet_id and t.created_at = c.created_at
 where c.coin = %(coin)s and c.created_at >= now() - %(window)s and c.created_at <= now()
 order by c.created_at desc limit %(limit)s
 """  # noqa: S608 - a constant column list, no input

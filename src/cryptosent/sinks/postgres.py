@@ -2,8 +2,9 @@
 consumed offsets, so a replay after any crash neither loses nor double-counts a tweet.
 
 Rows arrive by COPY (CSV rendered by Arrow, no per-row Python) into a temporary staging table;
-one statement then inserts the new tweets (a known id is skipped), their coin mentions, and adds
-exactly the inserted rows to `coin_minute` (the measures of `cryptosent.aggregates`).
+one statement then inserts the new tweets (a known (id, created_at), the key of the table
+partitioned by day, is skipped: docs/storage.md), their coin mentions, and adds exactly the
+inserted rows to `coin_minute` (the measures of `cryptosent.aggregates`).
 
 Writes run on one background thread: PostgreSQL stores batch N while the processor scores batch
 N+1. `add` waits for the previous write first, so at most one batch is in flight.
@@ -64,7 +65,7 @@ _INSERT_BATCH = f"""
 with ins as (
     insert into tweets ({_COLUMNS})
     select distinct on (id) {_COLUMNS} from staging order by id, kafka_partition, kafka_offset
-    on conflict (id) do nothing
+    on conflict (id, created_at) do nothing
     returning id, created_at, coins, {", ".join(aggregates.INPUTS)}
 ), mentions as (
     insert into tweet_coins (coin, tweet_id, created_at)

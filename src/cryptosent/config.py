@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     # campaign's posts count together (flags stay revisable that long)
     campaign_detection: bool = True
     campaign_window_seconds: float = Field(default=900.0, gt=0, le=86_400)
+    # days of raw rows (tweets, tweet_coins) PostgreSQL keeps, dropped a whole day at a time;
+    # 0 keeps them for good. The aggregates, alerts and prices are always kept (docs/storage.md)
+    retention_days: int = Field(default=30, ge=0)
 
     # --- Dashboard -------------------------------------------------------------------------------
     dashboard_port: int = Field(default=8501, ge=1, le=65535)

@@ -20,6 +20,7 @@ from cryptosent.processor.transform import Scorer, warm_up
 from cryptosent.runtime import Backoff, Retry, StopSignal
 from cryptosent.sinks.database import Database
 from cryptosent.sinks.registry import open_sinks
+from cryptosent.storage.retention import RetentionJob
 
 RETRY_INITIAL_S = 0.5
 RETRY_MAX_S = 30.0
@@ -69,6 +70,12 @@ def build_processor(
         ),
         stop=stop,
     )
+    # drops the days of raw rows older than the retention, hourly (docs/storage.md)
+    retention = RetentionJob(
+        Database(settings.database_dsn(), application_name="cryptosent-retention", stop=stop),
+        settings.retention_days,
+        stop=stop,
+    )
     scorer = campaign_stage(settings, Scorer(), retry(), stop, sinks)
     return Processor(
         consumer=consumer,
@@ -77,7 +84,7 @@ def build_processor(
         dead_letters=DeadLetters(producer, settings.dlq_topic, settings.topic, stop),
         retry=retry(),
         scorer=scorer,
-        jobs=[alerts],
+        jobs=[alerts, retention],
         options=ProcessorOptions(
             batch_size=settings.batch_size,
             until_idle=until_idle,

@@ -164,6 +164,13 @@ class Pipeline:
             if info.type == pafs.FileType.File
         )
 
+    def live_lake_tables(self, layer: str) -> list[str]:
+        """Keys of the live objects under <lake>/<layer>/ (what readers read: compacted objects,
+        not the ones they replace; `storage.lake_files`)."""
+        from cryptosent.storage.lake_files import live_objects
+
+        return live_objects(self._location(), layer)
+
     def read_object(self, key: str) -> bytes:
         """The bytes of one lake object."""
         location = self._location()

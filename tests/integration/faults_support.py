@@ -280,13 +280,13 @@ def lake_counts(p: Pipeline) -> tuple[int, int, set[str]]:
     """(parquet rows, raw lines, distinct ids in parquet) of the whole lake."""
     parquet_rows = 0
     ids: set[str] = set()
-    for key in p.lake_tables("processed"):
+    for key in p.live_lake_tables("processed"):
         assert key.endswith(".parquet"), key
         table = pq.read_table(io.BytesIO(p.read_object(key)))
         parquet_rows += table.num_rows
         ids.update(table.column("id").to_pylist())
     raw_lines = sum(
-        gzip.decompress(p.read_object(key)).count(b"\n") for key in p.lake_tables("raw")
+        gzip.decompress(p.read_object(key)).count(b"\n") for key in p.live_lake_tables("raw")
     )
     return parquet_rows, raw_lines, ids
 

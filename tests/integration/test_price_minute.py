@@ -124,7 +124,7 @@ def stored_bars(p: Pipeline) -> dict[tuple[str, datetime], Bar]:
 def lake_prices(p: Pipeline) -> Counter[tuple[object, ...]]:
     """(coin, ts, price, size, source) of every row of the lake's prices/ layer."""
     rows: Counter[tuple[object, ...]] = Counter()
-    for key in p.lake_tables("prices"):
+    for key in p.live_lake_tables("prices"):
         assert key.startswith("prices/dt=") and "/hour=" in key and key.endswith(".parquet"), key
         for row in pq.read_table(io.BytesIO(p.read_object(key))).to_pylist():
             rows[(row["coin"], row["ts"], row["price"], row["size"], row["source"])] += 1

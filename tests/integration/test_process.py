@@ -20,13 +20,13 @@ def lake_counts(p: Pipeline) -> tuple[int, int, set[str]]:
     """(parquet rows, raw lines, distinct ids in parquet) of the whole lake."""
     parquet_rows = 0
     ids: set[str] = set()
-    for key in p.lake_tables("processed"):
+    for key in p.live_lake_tables("processed"):
         assert key.endswith(".parquet") and "/dt=" not in key.split("processed")[0]
         table = pq.read_table(io.BytesIO(p.read_object(key)))
         parquet_rows += table.num_rows
         ids.update(table.column("id").to_pylist())
     raw_lines = 0
-    for key in p.lake_tables("raw"):
+    for key in p.live_lake_tables("raw"):
         raw_lines += gzip.decompress(p.read_object(key)).count(b"\n")
     return parquet_rows, raw_lines, ids
 

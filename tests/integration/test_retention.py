@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from conftest import Pipeline
 from psycopg import sql
 
 from cryptosent.analysis.sentiment import get_analyzer
@@ -233,3 +234,21 @@ def test_sixty_days_at_thirty_days_retention_stay_flat(database_url: str) -> Non
             60 * per_day,
         )
         assert len(day_names(conn, "tweets")) == 31 + retention.AHEAD_DAYS
+
+
+def test_the_processor_drops_expired_days_when_it_starts(pipeline: Pipeline) -> None:
+    old = TODAY - 10 * DAY
+    with psycopg.connect(pipeline.database_url) as conn:
+        retention.prepare(conn, old, old)
+        fill(conn, "old", midnight(old), 10, "1 hour")
+        conn.commit()
+    pipeline.env["CRYPTOSENT_RETENTION_DAYS"] = "5"
+    run = pipeline.cli("process", "--until-idle")
+    assert run.returncode == 0, run.stderr
+    with psycopg.connect(pipeline.database_url) as conn:
+        assert partition_name("tweets", old) not in day_names(conn, "tweets")
+        assert partition_name("tweet_coins", old) not in day_names(conn, "tweet_coins")
+        assert conn.execute("select count(*) from tweets").fetchone() == (0,)
+        assert conn.execute("select sum(tweets) from coin_minute where coin = '*'").fetchone() == (
+            10,
+        )

@@ -125,14 +125,18 @@ def create_day(conn: Connection, table: str, day: date) -> int:
     """Create and attach a table's partition for `day`, moving the default partition's rows of
     that day into it first (the caller's transaction); how many rows moved."""
     name = sql.Identifier(partition_name(table, day))
+    default = sql.Identifier(f"{table}_default")
     start, end = (sql.Literal(b) for b in day_bounds(day))
+    # ATTACH needs this lock anyway; taken first, no row of that day can reach the default
+    # partition between the move and the attach (which would then fail its check)
+    conn.execute(sql.SQL("lock table {} in access exclusive mode").format(default))
     conn.execute(sql.SQL("create table {} (like {} including defaults including constraints)")
                  .format(name, sql.Identifier(table)))  # fmt: skip
     moved = conn.execute(
         sql.SQL(
             "with moved as (delete from {} where created_at >= {} and created_at < {}"
             " returning *) insert into {} select * from moved"
-        ).format(sql.Identifier(f"{table}_default"), start, end, name)
+        ).format(default, start, end, name)
     ).rowcount
     conn.execute(
         sql.SQL("alter table {} attach partition {} for values from ({}) to ({})").format(

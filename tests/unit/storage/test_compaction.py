@@ -38,7 +38,7 @@ class Writer:
             "id": [f"t{partition}-{o}" for o in offsets],
             "created_at": [hour + timedelta(seconds=o % 3600) for o in offsets],
             "kafka_partition": [partition] * len(offsets),
-            "kafka_offset": offsets,
+            "kafka_offset": list(offsets),
         }
         if schema == "b":
             columns["extra"] = ["x"] * len(offsets)

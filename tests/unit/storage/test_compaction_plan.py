@@ -96,14 +96,14 @@ def test_planned_compaction_keeps_each_row_once_at_every_step(
                 del state[o.key]
                 assert rows_of(state, content) == expected
 
-    hours = sorted({o.hour for o in state.values() if o.hour is not None})
+    touched = sorted({o.hour for o in state.values() if o.hour is not None})
     compaction(
         [
             (
                 f"{DAY}/hour={h:02d}",
                 [o for o in state.values() if o.folder == f"{DAY}/hour={h:02d}" or o.hour is None],
             )
-            for h in hours
+            for h in touched
         ],
         hour_steps,
     )

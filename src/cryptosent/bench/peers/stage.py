@@ -65,6 +65,7 @@ def measure_peers(
             empty_cli = box.cli(*process, consumer_group=f"{box.topic}-empty")
             empty = jobs.run_child("cryptosent process (empty topic)", empty_cli)
             pipeline.fill(box, count)
+            result["peers_cryptosent_loadavg_1m"] = jobs.load_average()
             ours = jobs.run_child("cryptosent process", box.cli(*process))
             lake = f"{prefix}/cryptosent/processed"
             stored = [Stored("cryptosent", box.database_url, "tweets", bucket, lake)]
@@ -96,6 +97,7 @@ def measure_peers(
                     command = jobs.quix_command(quix_python, job_file)
                 else:
                     command = jobs.seed_command(job_file)
+                result[f"peers_{name}_loadavg_1m"] = jobs.load_average()
                 run = jobs.run_child(f"{name} peer", command, cwd=box.folder)
                 stored.append(Stored(name, job.database_url, job.table, bucket, job.prefix))
                 objects = _check(settings, stored[-1], count)
@@ -106,6 +108,8 @@ def measure_peers(
                     f"peers_{name}_cpu_s_per_1000_raw": run.cpu_s / count * 1000,
                     f"peers_{name}_parquet_objects": objects,
                     f"peers_ratio_vs_{name}": ours_rate / rate,
+                    # the jobs' own CPU per tweet, start-up included on both sides (servers not)
+                    f"peers_cpu_ratio_vs_{name}": run.cpu_s / ours.cpu_s,
                 }
             if inspect is not None:
                 inspect(stored)

@@ -6,7 +6,7 @@ processor would) and runs retention once a day; `migration` fills a database mig
 times `migrate`. Both work in scratch databases beside the configured one, dropped afterwards.
 
 Run: ``python -m cryptosent.bench.retention [--days 60] [--per-day 10000] [--keep 30]
-[--migrate-rows 1000000]`` (numbers go to docs/storage.md by hand).
+[--migrate-rows 1000000] [--sink-cpu]`` (numbers go to docs/storage.md by hand).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
+import pyarrow as pa
 from psycopg import sql
 
 from cryptosent import aggregates
@@ -194,6 +195,44 @@ def migration(url: str, rows: int, days: int = 30) -> dict[str, float]:
     }
 
 
+def sink_write_cpu(url: str, version: int, batches: int = 30, size: int = 5000) -> float:
+    """Server CPU milliseconds per 1,000 tweets of the PostgreSQL sink's insert statement (COPY
+    into staging, then tweets, tweet_coins, coin_minute) on a database at `version` (6: keyed by
+    id, the statement as it was; 7: partitioned); each batch new ids dated over 5,000 seconds."""
+    from cryptosent.analysis.sentiment import get_analyzer
+    from cryptosent.model import Tweet
+    from cryptosent.processor.transform import score_tweets
+    from cryptosent.sinks import postgres
+
+    migrate_to(url, 6)
+    statement = postgres._INSERT_BATCH
+    if version >= 7:
+        migrate(url)
+    else:
+        statement = statement.replace("on conflict (id, created_at)", "on conflict (id)")
+    now = datetime.now(UTC)
+    texts = ["$BTC to the moon", "ETH dumping hard", "solana looks fine", "DOGE and $PEPE rally"]
+    tweets = [Tweet(f"{i}", texts[i % 4], now - timedelta(seconds=i)) for i in range(size)]
+    offsets = list(range(size))
+    table = score_tweets(tweets, [0] * size, offsets, get_analyzer("crypto"), get_analyzer("vader"))
+    ids = table.schema.get_field_index("id")
+    with psycopg.connect(url) as conn:
+        for setup in ("set time zone 'UTC'", postgres._STAGING, postgres._REVISED):
+            conn.execute(setup)
+        conn.commit()
+        pid = conn.info.backend_pid
+        began = backend_cpu_s(pid)
+        for batch in range(batches):
+            column = [f"b{batch}-{i}" for i in range(size)]
+            rows = postgres.to_copy_csv(table.set_column(ids, "id", pa.array(column)))
+            with conn.cursor() as cur:
+                with cur.copy(postgres._COPY) as copy:
+                    copy.write(rows)
+                cur.execute(statement.encode())
+            conn.commit()
+        return (backend_cpu_s(pid) - began) * 1e6 / (batches * size)
+
+
 def main() -> None:
     """CLI: print the simulated days (every tenth and the last) and the migration's time."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -201,6 +240,9 @@ def main() -> None:
     parser.add_argument("--per-day", type=int, default=10_000)
     parser.add_argument("--keep", type=int, default=30)
     parser.add_argument("--migrate-rows", type=int, default=0, help="0: skip the migration")
+    parser.add_argument(
+        "--sink-cpu", action="store_true", help="the sink's server CPU per tweet at 0006 and 0007"
+    )
     args = parser.parse_args()
     settings = Settings()
     with scratch_database(settings) as url:
@@ -217,6 +259,11 @@ def main() -> None:
     if args.migrate_rows:
         with scratch_database(settings) as url:
             print(migration(url, args.migrate_rows))
+    if args.sink_cpu:
+        for version in (6, 7, 6, 7):
+            with scratch_database(settings) as url:
+                ms = sink_write_cpu(url, version)
+            print(f"sink insert at {version:04d}: {ms:.1f} ms server CPU per 1,000 tweets")
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(f"client CPU {usage.ru_utime + usage.ru_stime:.1f} s")
 

@@ -46,6 +46,9 @@ LAYERS = ("processed", "raw", "prices")
 ROW_GROUP_ROWS = 250_000
 """Rows per Parquet row group of a compacted object (inputs are gathered up to this)."""
 
+MAX_NAME_BYTES = 255
+"""Longest compacted file name (most local filesystems' limit; S3 allows 1,024 for the key)."""
+
 Committed = Mapping[tuple[str, int], int]
 """(topic, partition) -> the lake sink's next offset (everything below is durable)."""
 
@@ -140,12 +143,14 @@ def plan_scope(
         size = 0
         for unit in units:
             # cut only where the next object shares no offsets with the run: a day's hours hold
-            # the same flush's offsets (one object per hour), and those must stay together
-            if (
-                runs[-1]
-                and size + unit.size > target_bytes
-                and not _overlap(_spans(runs[-1]), unit)
-            ):
+            # the same flush's offsets (one object per hour), and those must stay together.
+            # A name names each partition's range: many partitions make another object (a file
+            # name holds at most 255 bytes)
+            spans = _spans(runs[-1])
+            full = size + unit.size > target_bytes or (
+                len(compacted_name(topic, [*spans, *unit.ranges], ext)) > MAX_NAME_BYTES
+            )
+            if runs[-1] and full and not _overlap(spans, unit):
                 runs.append([])
                 size = 0
             runs[-1].append(unit)
@@ -156,7 +161,11 @@ def plan_scope(
             if not _safe(run, alive):
                 skipped.append(f"{folder}: {topic}{ext} run of {len(run)} overlaps other objects")
                 continue
-            key = f"{folder}/{compacted_name(topic, _spans(run), ext)}"
+            name = compacted_name(topic, _spans(run), ext)
+            if len(name) > MAX_NAME_BYTES:
+                skipped.append(f"{folder}: {topic}{ext} run of {len(run)}: name too long")
+                continue
+            key = f"{folder}/{name}"
             if key in {u.key for u in run}:
                 continue  # already one compacted object
             merges.append(Merge(key, tuple(run)))

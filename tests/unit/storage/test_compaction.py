@@ -207,3 +207,13 @@ def test_dry_run_writes_nothing(lake: Writer) -> None:
     report = lake.compactor({(TOPIC, 0): 20}).run(timedelta(hours=2), dry_run=True)
     assert len(report.merges) == 2 and report.written == 0
     assert len(live_objects(lake.location, "processed")) == 2
+
+
+def test_many_partitions_make_names_a_filesystem_accepts(lake: Writer) -> None:
+    for p in range(20):
+        lake.flush(H8, p, 0, 4)
+        lake.flush(H8, p, 5, 9)
+    report = lake.compactor({(TOPIC, p): 10 for p in range(20)}).run(timedelta(hours=2))
+    names = [k.rsplit("/", 1)[1] for k in live_objects(lake.location, "processed")]
+    assert 3 <= len(names) <= 5 and all(len(n) <= 255 for n in names), names
+    assert not report.skipped and lake.rows() == lake.expected == lake.rows("raw")

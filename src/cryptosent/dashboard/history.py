@@ -4,8 +4,9 @@ lake's processed Parquet through DuckDB, a day at a time, never the whole lake.
 `DayAggregates` keeps, per UTC day, the day's per-coin measures (`aggregates.MEASURES`, coin
 ``'*'`` for all posts), computed once from the day's live objects (`storage.lake_files`, the
 containment rule) and cached by the day's *signature*: its object list (keys and sizes). A view
-lists only the ``dt=`` folders in its range; a day whose list is unchanged (a closed day) comes
-from memory or, in a new process, from the on-disk cache (one small Parquet file per day); only
+lists only the ``dt=`` folders in its range (closed days at most every `RELIST_AFTER_S`,
+yesterday and today at every view); a day whose list is unchanged comes from memory or, in a new
+process, from the on-disk cache (one small Parquet file per lake holding every day seen); only
 new or changed days (today's, a day a compaction rewrote, a day with late posts) are read, and
 only the columns the measures need. Rows are counted once per id, as PostgreSQL stores them.
 """
@@ -13,17 +14,20 @@ only the columns the measures need. Rows are counted once per id, as PostgreSQL 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import threading
+import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -51,7 +55,9 @@ from (select *, unnest(list_append(coins, '{aggregates.ALL_COINS}')) as coin
       from day_rows
       qualify row_number() over (partition by id order by kafka_partition, kafka_offset) = 1)
 group by all order by coin"""  # noqa: S608 - names and expressions are constants
-_SIGNATURE_KEY: Final = b"cryptosent.history.signature"
+_SIGNATURE: Final = "signature"
+RELIST_AFTER_S: Final = 300.0
+"""How long a closed day's object list is trusted before it is listed again."""
 
 
 def signature(objects: Iterable[LakeObject]) -> str:
@@ -83,58 +89,96 @@ class ViewStats:
 
 
 class DayAggregates:
-    """Per-day, per-coin measures of a lake, each day computed once per object list."""
+    """Per-day, per-coin measures of a lake, each day computed once per object list.
 
-    def __init__(self, location: LakeLocation, cache_dir: Path | None = None) -> None:
+    Closed days (before yesterday) are listed again at most every `relist_after_s` seconds;
+    yesterday and today at every view. The disk cache is one Parquet file per lake (every day
+    held, with its signature), read once per process and rewritten when a day was computed."""
+
+    def __init__(
+        self,
+        location: LakeLocation,
+        cache_dir: Path | None = None,
+        *,
+        relist_after_s: float = RELIST_AFTER_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.location = location
         slug = hashlib.sha256(location.url.encode()).hexdigest()[:16]
-        self.cache_dir = cache_dir / slug if cache_dir is not None else None
+        self.cache_file = cache_dir / f"{slug}.parquet" if cache_dir is not None else None
+        self.relist_after_s = relist_after_s
+        self._clock = clock
         self._memory: dict[date, tuple[str, pa.Table]] = {}
+        # day -> (when listed, its live objects, their signature)
+        self._listed: dict[date, tuple[float, list[LakeObject], str]] = {}
+        self._cache_read = False
         self._lock = threading.Lock()
         self._duck = duckdb.connect(":memory:")
         self._duck.execute("set TimeZone = 'UTC'")
         self.last = ViewStats()
 
-    def per_day(self, since: date, until: date) -> pa.Table:
+    def per_day(self, since: date, until: date, today: date | None = None) -> pa.Table:
         """Measures per (coin, day) for the days in [since, until), days in order."""
         with self._lock:
-            objects = [
-                o
-                for o in live(list_layer(self.location, LAYER, since=since, until=until))
-                if o.day is not None and since <= o.day < until and o.ext == ".parquet"
-            ]
-            days: dict[date, list[LakeObject]] = defaultdict(list)
-            for obj in objects:
-                assert obj.day is not None
-                days[obj.day].append(obj)
-            stats = ViewStats(days=len(days), objects=len(objects))
-            tables = [self._day(day, days[day], stats) for day in sorted(days)]
+            if not self._cache_read:
+                self._memory.update(self._read_cache())
+                self._cache_read = True
+            listing = self._listing(since, until, today or datetime.now(UTC).date())
+            stats = ViewStats()
+            tables = []
+            for day, (objects, key) in sorted(listing.items()):
+                if not objects:
+                    continue
+                stats.days += 1
+                stats.objects += len(objects)
+                tables.append(self._day(day, objects, key, stats))
+            if stats.computed:
+                self._write_cache()
             self.last = stats
         if not tables:
-            return self._empty()
+            return self._measures(_SCHEMA.empty_table())
         return pa.concat_tables(tables)
 
     def frame(self, days: int, today: date | None = None) -> pd.DataFrame:
         """The last `days` days (today included) as a DataFrame: coin, day, the measures."""
         since, until = day_range(days, today)
-        frame: pd.DataFrame = self.per_day(since, until).to_pandas()
+        frame: pd.DataFrame = self.per_day(since, until, today).to_pandas()
         return frame
 
-    def _day(self, day: date, objects: list[LakeObject], stats: ViewStats) -> pa.Table:
-        key = signature(objects)
+    def _listing(
+        self, since: date, until: date, today: date
+    ) -> dict[date, tuple[list[LakeObject], str]]:
+        now = self._clock()
+        open_from = min(max(since, today - timedelta(days=1)), until)
+        stale = [
+            day
+            for day in _days(since, open_from)
+            if (held := self._listed.get(day)) is None or now - held[0] > self.relist_after_s
+        ]
+        if stale:
+            self._list(stale[0], stale[-1] + timedelta(days=1), now)
+        if open_from < until:
+            self._list(open_from, until, now)
+        return {day: self._listed[day][1:] for day in _days(since, until)}
+
+    def _list(self, since: date, until: date, now: float) -> None:
+        found: dict[date, list[LakeObject]] = defaultdict(list)
+        for obj in live(list_layer(self.location, LAYER, since=since, until=until)):
+            if obj.day is not None and since <= obj.day < until and obj.ext == ".parquet":
+                found[obj.day].append(obj)
+        for day in _days(since, until):
+            objects = found.get(day, [])
+            self._listed[day] = (now, objects, signature(objects))
+
+    def _day(self, day: date, objects: list[LakeObject], key: str, stats: ViewStats) -> pa.Table:
         held = self._memory.get(day)
         if held is not None and held[0] == key:
             stats.cached += 1
             return held[1]
-        table = self._load(day, key)
-        if table is None:
-            rows = self._read(objects)
-            stats.computed += 1
-            stats.rows_read += rows.num_rows
-            table = self._measures(rows)
-            self._save(day, key, table)
-        else:
-            stats.cached += 1
+        rows = self._read(objects)
+        stats.computed += 1
+        stats.rows_read += rows.num_rows
+        table = self._measures(rows)
         self._memory[day] = (key, table)
         return table
 
@@ -155,36 +199,45 @@ class DayAggregates:
         finally:
             self._duck.unregister("day_rows")
 
-    def _empty(self) -> pa.Table:
-        return self._measures(_SCHEMA.empty_table())
-
-    def _path(self, day: date) -> Path | None:
-        return None if self.cache_dir is None else self.cache_dir / f"{day.isoformat()}.parquet"
-
-    def _load(self, day: date, key: str) -> pa.Table | None:
-        path = self._path(day)
+    def _read_cache(self) -> dict[date, tuple[str, pa.Table]]:
+        path = self.cache_file
         if path is None or not path.is_file():
-            return None
+            return {}
         try:
             table = pq.read_table(path)
         except (OSError, pa.ArrowException):
-            return None  # a damaged cache file is computed again
-        metadata = table.schema.metadata or {}
-        if metadata.get(_SIGNATURE_KEY) != key.encode():
-            return None
-        return table.replace_schema_metadata(None)
+            return {}  # a damaged cache is computed again
+        if table.num_rows == 0 or table.schema.names[-1] != _SIGNATURE:
+            return {}
+        days = table.column("day").cast(pa.date32()).to_numpy()
+        starts = [0, *(np.flatnonzero(days[1:] != days[:-1]) + 1).tolist(), table.num_rows]
+        measures = table.drop_columns([_SIGNATURE])
+        held = {}
+        for lo, hi in itertools.pairwise(starts):
+            day = date.fromisoformat(str(days[lo]))
+            held[day] = (str(table.column(_SIGNATURE)[lo]), measures.slice(lo, hi - lo))
+        return held
 
-    def _save(self, day: date, key: str, table: pa.Table) -> None:
-        path = self._path(day)
+    def _write_cache(self) -> None:
+        path = self.cache_file
         if path is None:
             return
+        parts = [
+            table.append_column(_SIGNATURE, pa.array([key] * table.num_rows, pa.string()))
+            for _day, (key, table) in sorted(self._memory.items())
+            if table.num_rows
+        ]
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             temp = path.with_name(f".tmp-{uuid.uuid4().hex}")
-            pq.write_table(table.replace_schema_metadata({_SIGNATURE_KEY: key.encode()}), temp)
+            pq.write_table(pa.concat_tables(parts), temp)
             os.replace(temp, path)
-        except OSError:
-            pass  # the disk cache is an optimisation: memory still holds the day
+        except (OSError, pa.ArrowException):
+            pass  # the disk cache is an optimisation: memory still holds the days
+
+
+def _days(since: date, until: date) -> list[date]:
+    return [since + timedelta(days=i) for i in range((until - since).days)]
 
 
 # ---------------------------------------------------------------------------- the panel ---

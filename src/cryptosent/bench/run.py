@@ -2,10 +2,12 @@
 
 Stages: sentiment (vaderSentiment vs our analyzers), produce, process (1 and 2 members),
 freshness (2,000/min and 10,000/s), dashboard (queries at 10M tweets), peers (cryptosent beside
-a seed-style script and Quix Streams on one topic). `--quick` shrinks every size so the harness
+a seed-style script and Quix Streams on one topic), history (1M tweets of a year replayed to the
+lake, the 90-day and 1-year views from it). `--quick` shrinks every size so the harness
 itself can be smoke-tested in `make test`; its numbers mean nothing. `--quick` leaves the peers
 out unless asked for (`--only peers`): they build a venv and run three jobs, and
-tests/integration/test_bench_peers.py covers them.
+tests/integration/test_bench_peers.py covers them; and the history (`--only history`): it scores
+every tweet it loads, and tests/integration/test_dashboard_history.py covers its parts.
 Shipped with the package: an installed `cryptosent bench` needs no checkout.
 """
 
@@ -35,10 +37,11 @@ class Sizes:
     fresh_fast_s: float
     dashboard_rows: int
     peers: int
+    history_tweets: int = 1_000_000
 
 
 FULL = Sizes(50_000, 1_000_000, 200_000, 60.0, 20.0, 10_000_000, 300_000)
-QUICK = Sizes(2_000, 20_000, 10_000, 5.0, 3.0, 20_000, 3_000)
+QUICK = Sizes(2_000, 20_000, 10_000, 5.0, 3.0, 20_000, 3_000, history_tweets=5_000)
 
 TARGETS = {
     "sentiment_speedup_vs_vadersentiment": (">=", 5.0),
@@ -52,6 +55,8 @@ TARGETS = {
     "peers_ratio_vs_seed": (">=", 12.0),
     "peers_ratio_vs_quix": (">=", 5.0),
     "peers_cryptosent_cpu_s_per_1000": ("<=", 0.015),
+    "history_view_90d_cold_ms": ("<=", 1000.0),
+    "history_view_90d_warm_ms": ("<=", 1000.0),
 }
 
 
@@ -77,7 +82,7 @@ def machine() -> dict[str, Any]:
 
 def stages(settings: Settings, sizes: Sizes) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
     """The stages in order, each a name and a function returning its figures."""
-    from cryptosent.bench import pipeline, voices
+    from cryptosent.bench import history, pipeline, voices
 
     def sentiment() -> dict[str, Any]:
         from cryptosent.bench.sentiment import generated_tweets, measure
@@ -108,6 +113,7 @@ def stages(settings: Settings, sizes: Sizes) -> list[tuple[str, Callable[[], dic
         ("freshness", freshness),
         ("dashboard", dashboard),
         ("peers", peers),
+        ("history", lambda: history.measure(settings, sizes.history_tweets)),
     ]
 
 
@@ -134,7 +140,7 @@ def run(
     }
     wanted = only if only is not None else {n.split()[0] for n, _ in stages(settings, sizes)}
     if quick and only is None:
-        wanted = wanted - {"peers"}
+        wanted = wanted - {"peers", "history"}
     todo = [(n, f) for n, f in stages(settings, sizes) if n.split()[0] in wanted]
     for index, (name, measure) in enumerate(todo):
         if on_stage is not None:

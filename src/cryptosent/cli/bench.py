@@ -23,7 +23,7 @@ def bench(
         list[str] | None,
         typer.Option(
             help="Only these stages: sentiment, voices, produce, process, freshness, dashboard,"
-            " peers (--quick leaves peers out unless named here)."
+            " peers, history (--quick leaves peers and history out unless named here)."
         ),
     ] = None,
     peers_count: Annotated[

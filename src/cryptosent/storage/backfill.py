@@ -6,10 +6,12 @@ For each day of the lake (the ``dt=`` folders, from `since` on), in one transact
   dropped as the processor drops them (the first by Kafka partition and offset is kept);
 - the day's `coin_minute` rows are deleted (the rollup triggers take them out of `coin_hour`,
   whose emptied rows go too) and built again from those rows;
-- within retention (the last `retention_days` days, today included) the day's `tweets` and
-  `tweet_coins` are deleted and inserted again, with the processor's statement shape: COPY into
-  a staging table, then one insert of the tweets, their coin mentions and their `coin_minute`
-  rows (`aggregates.minute_upsert`) from the rows actually inserted. Older days get the
+- within retention (a day PostgreSQL's retention would not drop yet, `retention.expired_days`)
+  the day's `tweets` and `tweet_coins` are deleted and inserted again (into the day's own
+  partition, created if missing, when the tables are partitioned by day), with the processor's
+  statement shape: COPY into a staging table, then one insert of the tweets, their coin
+  mentions and their `coin_minute` rows (`aggregates.minute_upsert`) from the rows actually
+  inserted. Older days get the
   aggregates only, computed by DuckDB with the same measures (`aggregates.duckdb_minutes`) and
   COPied into `coin_minute`; their raw rows in PostgreSQL (if any) are the retention job's.
 
@@ -39,6 +41,7 @@ from cryptosent.sinks.database import Connection, Database
 from cryptosent.sinks.lake import LakeLocation, lake_failure
 from cryptosent.sinks.postgres import to_copy_csv
 from cryptosent.storage.lake_files import LakeObject, list_layer, live
+from cryptosent.storage.retention import expired_days, prepare
 
 LAYER: Final = "processed"
 _COLUMNS: Final = ", ".join(SCHEMA.names)
@@ -77,6 +80,7 @@ _DAY_MINUTES: Final = (
     f"select coin, minute, {aggregates.COLUMNS}"  # noqa: S608 - constants
     f" from ({aggregates.duckdb_minutes(f'({_DEDUPED})')})"
 )
+_RELKIND: Final = "select relkind::text from pg_class where oid = 'tweets'::regclass"
 _CSV: Final = pacsv.WriteOptions(include_header=False, batch_size=8192)
 
 
@@ -108,12 +112,17 @@ def read_day(location: LakeLocation, objects: Iterable[LakeObject]) -> pa.Table:
         raise lake_failure(err, f"reading {location.url}/{LAYER} failed") from err
 
 
-def retention_start(retention_days: int, today: date | None = None) -> date:
-    """The first day whose raw rows PostgreSQL keeps (today is one of the days; 0: all)."""
-    if retention_days <= 0:
-        return date.min  # 0 keeps raw rows for good (CRYPTOSENT_RETENTION_DAYS)
-    today = today or datetime.now(UTC).date()
-    return today - timedelta(days=retention_days - 1)
+def _partitioned(conn: Connection) -> bool:
+    row = conn.execute(
+        "select relkind::text from pg_class where oid = 'tweets'::regclass"
+    ).fetchone()
+    return row is not None and str(row[0]) == "p"
+
+
+def keeps_raw(day: date, retention_days: int, now: datetime | None = None) -> bool:
+    """Whether PostgreSQL keeps the day's raw rows: the retention job's rule (`retention`:
+    a day goes once wholly older than `retention_days` before now; 0 keeps every day)."""
+    return not expired_days([day], retention_days, now or datetime.now(UTC))
 
 
 @dataclass
@@ -148,18 +157,18 @@ class Backfill:
         since: date | None = None,
         *,
         on_progress: Callable[[BackfillStats], None] | None = None,
-        today: date | None = None,
+        now: datetime | None = None,
     ) -> BackfillStats:
         """Rebuild every lake day from `since` on; `on_progress` after each day."""
         started, cpu = time.monotonic(), time.process_time()
         days = by_day(live_processed(self.location, since))
-        keep_raw_from = retention_start(self.retention_days, today)
+        now = now or datetime.now(UTC)
         stats = BackfillStats(
             days_total=len(days), bytes_total=sum(o.size for objs in days.values() for o in objs)
         )
         for day, objects in days.items():
             table = read_day(self.location, objects)
-            raw = day >= keep_raw_from
+            raw = keeps_raw(day, self.retention_days, now)
             tweets, mentions, minutes = self.rebuild_day(day, table, raw=raw)
             stats.days += 1
             stats.lake_rows += table.num_rows
@@ -184,6 +193,8 @@ class Backfill:
         with self.database.transaction() as conn:
             self._delete_minutes(conn, start, end)
             if raw:
+                if _partitioned(conn):  # the day's own partition, so retention can drop it
+                    prepare(conn, day, day)
                 conn.execute(
                     "delete from tweet_coins where created_at >= %s and created_at < %s",
                     [start, end],

@@ -254,6 +254,8 @@ def replay_to_lake(
                 path, lake, settings, fmt=fmt, columns=columns, on_bad_line=report,
                 on_refused=report_refused, on_progress=show, stop=stop,
             )  # fmt: skip
+            if not stop.is_set:  # the total counted lines: headers and bad lines too
+                progress.update(task, completed=total)
     out.print(
         f"replay --to-lake: {stats.tweets:,} tweets into {lake.location.url} as topic "
         f"{stats.topic!r} ({stats.objects:,} objects, {stats.bytes / 1e6:,.1f} MB), "

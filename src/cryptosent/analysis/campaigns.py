@@ -621,13 +621,22 @@ class CampaignDetector:
             return set()
         cap = self.max_posts
         keys = bands.ravel()
-        key_list = keys.tolist()
         post_of_key = np.repeat(np.arange(m), BANDS)
         usable = keys != 0
+        # the band keys sorted (posts in order within a key): each distinct key is looked up
+        # and stored once, however many posts of the batch share it (templates do)
+        order = np.lexsort((post_of_key, keys))
+        sorted_keys = keys[order]
+        starts = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
+        firsts = np.flatnonzero(starts)
+        group = np.cumsum(starts) - 1  # the distinct key of each sorted position
+        distinct = sorted_keys[firsts].tolist()
 
         # 1. the last kept post of each band, from earlier batches
         get = self._buckets.get
-        hits = np.fromiter(map(get, key_list, itertools.repeat(-1)), np.int64, len(key_list))
+        found = np.fromiter(map(get, distinct, itertools.repeat(-1)), np.int64, len(distinct))
+        hits = np.empty(len(keys), dtype=np.int64)
+        hits[order] = found[group]
         ok = usable & (hits >= self._oldest) & (hits < seqs[0])
         hit_slot = np.where(ok, hits, 0) % cap
         ok &= self._cluster[hit_slot] >= 0
@@ -637,10 +646,7 @@ class CampaignDetector:
         old_post, old_label = a_post[close], self._cluster[a_slot[close]]
 
         # 2. posts of this batch sharing a band: each against the first of them
-        order = np.lexsort((post_of_key, keys))
-        sorted_keys = keys[order]
-        starts = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
-        leader = order[np.flatnonzero(starts)[np.cumsum(starts) - 1]]
+        leader = order[firsts[group]]
         same = (order != leader) & (sorted_keys != 0)
         b_post, b_lead = post_of_key[order[same]], post_of_key[leader[same]]
         close = self._similar(sig[b_post], sig[b_lead])
@@ -664,7 +670,10 @@ class CampaignDetector:
             set(zip(old_label[joined].tolist(), value[old_post][joined].tolist(), strict=True))
         ):
             self._merge(gone, into)
-        self._buckets.update(zip(key_list, np.repeat(seqs, BANDS).tolist(), strict=True))
+        # each band's last post: the batch's last one that has it
+        lasts = np.r_[firsts[1:], len(order)] - 1
+        last_seq = seqs[post_of_key[order[lasts]]].tolist()
+        self._buckets.update(zip(distinct, last_seq, strict=True))
         self._buckets.pop(0, None)
 
         # cluster books: members, distinct accounts, low-reach accounts, earliest post

@@ -6,15 +6,19 @@ Object names come from topic, partition and offset range, e.g.
 object is written under a temporary name and renamed, so a reader never sees half a file.
 
 The sink buffers batches (the lake prefers few large objects) and flushes every
-`lake_flush_seconds` or `lake_flush_rows`. A flush follows an intent protocol, so a crash at any
-point leaves no duplicate object behind: (1) record the keys about to be written in
-`lake_intents` (committed before the first byte), (2) put every object, (3) advance the lake's
-offsets and delete the intent in one transaction. On `resume`, objects of intents a crashed
-writer left are deleted before the partition is consumed again.
+`lake_flush_seconds` or `lake_flush_rows`. A full buffer is rendered (Parquet, gzip) and written
+on a background thread while the processor consumes the next batches (at most one flush in
+flight: a second full buffer waits for it); a flush the checkpoint asks for (revocation, the end,
+an idle stream) waits for the one in flight and writes the rest itself. A flush follows an
+intent protocol, so a crash at any point leaves no duplicate object behind: (1) record the keys
+about to be written in `lake_intents` (committed before the first byte), (2) put every object,
+(3) advance the lake's offsets and delete the intent in one transaction. On `resume`, objects of
+intents a crashed writer left are deleted before the partition is consumed again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
 import io
@@ -23,11 +27,13 @@ import os
 import re
 import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
@@ -217,21 +223,47 @@ def render(buffer: LakeBuffer, topic: str) -> PendingObjects:
     if buffer.rows:
         table = pa.concat_tables(buffer.tables)
         hours = pc.strftime(table.column("created_at"), format="dt=%Y-%m-%d/hour=%H")
-        groups: dict[tuple[int, str], list[int]] = defaultdict(list)
-        for index, (partition, hour) in enumerate(
-            zip(table.column("kafka_partition").to_pylist(), hours.to_pylist(), strict=True)
-        ):
-            groups[(partition, hour)].append(index)
-        for (partition, hour), indexes in sorted(groups.items()):
+        raw = buffer.raw
+        for (partition, hour), indexes in hour_groups(table.column("kafka_partition"), hours):
             first, last = buffer.ranges[partition]
             name = f"{topic}-p{partition:03d}-{first:012d}-{last:012d}"
             part = table.take(pa.array(indexes, pa.int64()))
             parquet = io.BytesIO()
             pq.write_table(part, parquet, compression="zstd")
             blobs[f"processed/{hour}/{name}.parquet"] = parquet.getvalue()
-            lines = b"".join(_one_line(buffer.raw[i]) + b"\n" for i in indexes)
+            lines = _lines([raw[i] for i in indexes.tolist()])
             blobs[f"raw/{hour}/{name}.jsonl.gz"] = gzip.compress(lines, compresslevel=1, mtime=0)
     return PendingObjects(blobs, dict(buffer.ranges), buffer.rows)
+
+
+def hour_groups(
+    partitions: pa.ChunkedArray, hours: pa.ChunkedArray
+) -> list[tuple[tuple[int, str], npt.NDArray[np.intp]]]:
+    """The rows of each (partition, hour), in (partition, hour) order, each group's row numbers
+    ascending: by arrays, not a dictionary step per row."""
+    encoded = pc.dictionary_encode(hours).combine_chunks()
+    names = encoded.dictionary.to_pylist()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    numbers = partitions.to_numpy().astype(np.int64)
+    keys = numbers * len(names) + codes
+    order = np.argsort(keys, kind="stable")  # stable: row numbers stay ascending in a group
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    groups = [
+        ((int(key) // len(names), names[int(key) % len(names)]), order[start:end])
+        for key, start, end in zip(sorted_keys[starts].tolist(), starts, ends, strict=True)
+    ]
+    groups.sort(key=lambda group: group[0])
+    return groups
+
+
+def _lines(raws: list[bytes]) -> bytes:
+    """Messages as JSON Lines: one a line, each ending with a line break."""
+    joined = b"\n".join(raws) + b"\n"
+    if joined.count(b"\n") == len(raws) and b"\r" not in joined:
+        return joined  # the usual case: no message holds a line break of its own
+    return b"".join(_one_line(raw) + b"\n" for raw in raws)
 
 
 def _one_line(raw: bytes) -> bytes:
@@ -361,6 +393,7 @@ class LakeSink(Sink):
         flush_interval_s: float = 60.0,
         flush_rows: int = 200_000,
         clock: _Clock = time.monotonic,
+        background: bool = True,
     ) -> None:
         self.lake = lake
         self.database = database
@@ -372,9 +405,15 @@ class LakeSink(Sink):
         self._clock = clock
         self.buffer = LakeBuffer()
         self.last_flush = clock()
+        # a full buffer is written on this thread while the processor goes on (`background`)
+        self.background = background
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: Future[list[Written]] | None = None
+        self._done: list[Written] = []
 
     def resume(self, partitions: Sequence[int]) -> dict[int, int]:
         """Delete the objects of writes a crashed writer left unfinished; the stored offsets."""
+        self._wait()  # the flush in flight may move them
 
         def prepare() -> dict[int, int]:
             with self.database.transaction() as conn:
@@ -390,27 +429,61 @@ class LakeSink(Sink):
         return self.retry(self.name, prepare)
 
     def add(self, batch: ScoredBatch) -> None:
-        """Buffer the batch until the next flush."""
+        """Buffer the batch until the next flush; a full buffer (or one the flush interval
+        passed) goes to the background writer, once the flush before it is done."""
         self.buffer.add(batch)
+        if self.background and self.due(self._clock()):
+            self._wait()
+            self.last_flush = self._clock()
+            buffer, self.buffer = self.buffer, LakeBuffer()
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-writer")
+            self._pending = self._writer.submit(self.write, buffer)
 
     def due(self, now: float) -> bool:
-        """A full buffer, or the flush interval passed with something buffered."""
+        """A full buffer, or the flush interval passed with something buffered, or a background
+        flush finished that nobody collected (a quiet stream: its offsets get committed)."""
+        if self._pending is not None and self._pending.done():
+            return True
         if self.buffer.empty:
             return False
         return self.buffer.rows >= self.flush_rows or now - self.last_flush >= self.flush_interval_s
 
+    def completed(self) -> list[Written]:
+        """The background flush that finished (if the one in flight did), and those collected."""
+        if self._pending is not None and self._pending.done():
+            self._wait()
+        done, self._done = self._done, []
+        return done
+
     def flush(self) -> list[Written]:
-        """Write the buffer as objects (retrying what is transient); what became durable."""
+        """Wait for the flush in flight, then write the buffer as objects (retrying what is
+        transient); what became durable."""
+        self._wait()
         self.last_flush = self._clock()
-        if self.buffer.empty:
+        if not self.buffer.empty:
+            self._done.extend(self.write(self.buffer))
+            self.buffer = LakeBuffer()
+        done, self._done = self._done, []
+        return done
+
+    def _wait(self) -> None:
+        """Wait for the flush in flight and collect what it wrote (or raise its error)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._done.extend(pending.result())
+
+    def write(self, buffer: LakeBuffer) -> list[Written]:
+        """Write buffer as objects with the intent protocol (retrying what is transient)."""
+        if buffer.empty:
             return []
         started = self._clock()
-        pending = self.objects(self.buffer)
+        pending = self.objects(buffer)
         # one intent for all retries: a new one per attempt would leave the earlier ones
         # behind, and the next assignment would delete these very objects as "unfinished"
         intent: int | None = None
 
-        def write() -> None:
+        def attempt() -> None:
             nonlocal intent
             keys = list(pending.blobs)
             if intent is None:
@@ -427,8 +500,7 @@ class LakeSink(Sink):
                 with self.database.transaction() as conn:
                     self.intents.forget(conn, intent)
 
-        self.retry(self.name, write)
-        self.buffer.clear()
+        self.retry(self.name, attempt)
         return [
             Written(
                 pending.ranges, rows=pending.rows, new=pending.rows, objects=len(pending.blobs),
@@ -442,11 +514,16 @@ class LakeSink(Sink):
         return render(buffer, self.offsets.topic)
 
     def discard(self, partitions: Collection[int]) -> None:
-        """Forget buffered rows of partitions (their next owner writes them)."""
+        """Forget buffered rows of partitions (their next owner writes them); a flush in flight
+        lands first (a range another member stored meanwhile keeps its objects, see `write`)."""
+        with contextlib.suppress(StaleBatch):
+            self._wait()
         self.buffer.discard(partitions)
 
     def close(self) -> None:
-        """Close the bookkeeping connection."""
+        """Stop the background writer (after its flush) and close the bookkeeping connection."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
         self.database.close()
 
 

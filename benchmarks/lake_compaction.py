@@ -1,7 +1,8 @@
 """Lake compaction on a demo-like lake: objects per day and layer before and after, and the cost.
 
 Run: ``nice .venv/bin/python benchmarks/lake_compaction.py [--hours 6] [--rate 2000]
-[--lake-url file:///tmp/lake-bench]`` (numbers go to docs/storage.md by hand).
+[--lake-url file:///tmp/lake-compaction-bench | s3://cryptosent/bench-compaction]`` (numbers go
+to docs/storage.md by hand; an S3 URL uses the configured endpoint and keys).
 
 The lake is written the way the processor writes it during `make demo`: ``--rate`` mock tweets
 a minute (scored once by the real analyzers, then re-stamped), 6 partitions, one flush a minute
@@ -25,9 +26,10 @@ import pyarrow.dataset as pads
 
 from cryptosent.analysis.sentiment import get_analyzer
 from cryptosent.batch import ScoredBatch
+from cryptosent.config import Settings
 from cryptosent.model import encode_tweet
 from cryptosent.processor.transform import score_tweets
-from cryptosent.sinks.lake import Lake, LakeBuffer, open_lake, render
+from cryptosent.sinks.lake import Lake, LakeBuffer, lake_location, render
 from cryptosent.sources.mock import MockGenerator
 from cryptosent.storage.compaction import Compactor, Report
 from cryptosent.storage.lake_files import live_objects
@@ -51,8 +53,10 @@ def write_lake(lake: Lake, hours: int, rate: int) -> tuple[int, dict[tuple[str, 
         part = table.take(index)
         partitions = [i % PARTITIONS for i in range(rate)]
         own = []
+        ranges: dict[int, tuple[int, int]] = {}
         for p in partitions:
             own.append(offsets[p])
+            ranges[p] = (ranges.get(p, (offsets[p], 0))[0], offsets[p])
             offsets[p] += 1
         stamp = DAY + timedelta(minutes=minute)
         created = [stamp + timedelta(seconds=60 * i / rate) for i in range(rate)]
@@ -64,7 +68,6 @@ def write_lake(lake: Lake, hours: int, rate: int) -> tuple[int, dict[tuple[str, 
             ("kafka_offset", pa.array(own, pa.int64())),
         ):
             part = part.set_column(part.schema.get_field_index(name), name, values)
-        ranges = {p: (offsets[p] - rate // PARTITIONS, offsets[p] - 1) for p in range(PARTITIONS)}
         buffer = LakeBuffer()
         buffer.add(ScoredBatch(part, [raw[i] for i in index.to_pylist()], ranges))
         lake.put_all(render(buffer, "tweets").blobs)
@@ -103,9 +106,11 @@ def main() -> None:
     parser.add_argument("--lake-url", default="file:///tmp/lake-compaction-bench")
     args = parser.parse_args()
     assert args.hours <= 22, "the hours must end 2 h before the day does (step 1)"
-    location = open_lake(args.lake_url)
+    location = lake_location(Settings(), args.lake_url)  # S3: the stack's endpoint and keys
     if location.local:
         shutil.rmtree(location.base, ignore_errors=True)
+    else:
+        location.fs.delete_dir_contents(location.base, missing_dir_ok=True)
     lake = Lake(location)
     cpu, wall = time.process_time(), time.monotonic()
     rows, committed = write_lake(lake, args.hours, args.rate)

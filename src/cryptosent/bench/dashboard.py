@@ -154,7 +154,8 @@ def load(url: str, rows: int) -> float:
     with psycopg.connect(url, autocommit=True) as conn:
         # one partition per day of the span, as the processor's retention job prepares them
         today = datetime.now(UTC).date()
-        prepare(conn, today - timedelta(days=SPAN_DAYS + 1), today)
+        with conn.transaction():
+            prepare(conn, today - timedelta(days=SPAN_DAYS + 1), today)
         for statement in _DROP_INDEXES:
             conn.execute(statement.encode())
         for lo in range(1, rows + 1, CHUNK):

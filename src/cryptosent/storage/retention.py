@@ -147,8 +147,9 @@ def create_day(conn: Connection, table: str, day: date) -> int:
 
 
 def prepare(conn: Connection, first: date, last: date) -> list[str]:
-    """Make sure every table has a partition for each day from `first` to `last` (the caller's
-    transaction); the names created."""
+    """Make sure every table has a partition for each day from `first` to `last`, in the caller's
+    transaction (it must be one: LOCK TABLE; on an autocommit connection use
+    `conn.transaction()`); the names created."""
     created: list[str] = []
     for table in TABLES:
         existing = {p.day for p in partitions(conn, table)}

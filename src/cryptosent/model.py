@@ -28,11 +28,15 @@ FUTURE_MARGIN: Final = timedelta(minutes=10)
 IN_THE_FUTURE: Final = "created_at in the future"
 
 
+# Tweets, authors and metrics hold only strings, numbers, datetimes and each other, so they can
+# never be part of a reference cycle: gc=False keeps the garbage collector from tracking (and
+# walking) the millions of them a processor decodes (it halved `transform.decode`'s CPU).
+
 # counters must fit PostgreSQL's bigint (and Arrow's int64)
 Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 
 
-class Author(msgspec.Struct, omit_defaults=True):
+class Author(msgspec.Struct, omit_defaults=True, gc=False):
     """Who posted a tweet, as far as the source knows."""
 
     id: str | None = None
@@ -41,7 +45,7 @@ class Author(msgspec.Struct, omit_defaults=True):
     verified: bool | None = None
 
 
-class Metrics(msgspec.Struct, omit_defaults=True):
+class Metrics(msgspec.Struct, omit_defaults=True, gc=False):
     """Public engagement counters at the time the source saw the tweet."""
 
     likes: Count | None = None
@@ -50,7 +54,7 @@ class Metrics(msgspec.Struct, omit_defaults=True):
     quotes: Count | None = None
 
 
-class Tweet(msgspec.Struct, omit_defaults=True):
+class Tweet(msgspec.Struct, omit_defaults=True, gc=False):
     """One post about crypto, as it travels on the `tweets` topic."""
 
     id: str

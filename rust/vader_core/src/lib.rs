@@ -11,6 +11,8 @@
 
 use std::sync::Mutex;
 
+mod batch;
+mod coins;
 mod student;
 
 use foldhash::fast::RandomState;
@@ -957,6 +959,9 @@ pub(crate) fn py_round_pub(x: f64, ndigits: i32) -> f64 {
 fn cryptosent_vader_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Engine>()?;
     m.add_class::<student::Student>()?;
+    m.add_function(wrap_pyfunction!(batch::score_columns, m)?)?;
+    m.add_class::<coins::CoinQuick>()?;
+    m.add("BATCH_FLOAT_COLUMNS", batch::FLOAT_COLUMNS)?;
     m.add_function(wrap_pyfunction!(student::student_features, m)?)?;
     m.add("STUDENT_BUCKETS", student::BUCKETS)?;
     m.add_function(wrap_pyfunction!(py_round, m)?)?;

@@ -442,7 +442,12 @@ impl Student {
 }
 
 impl Student {
-    fn judge(
+    /// How many dense (lexicon) features the weights expect.
+    pub(crate) fn dense_len(&self) -> usize {
+        self.dense.len() / 3
+    }
+
+    pub(crate) fn judge(
         &self,
         original: &str,
         lowered: &str,

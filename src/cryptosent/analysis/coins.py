@@ -44,6 +44,7 @@ __all__ = [
     "CoinMatcher",
     "Evidence",
     "coin_mentions",
+    "coin_mentions_many",
     "load_catalogue",
     "load_evidence",
     "load_scripts",
@@ -622,6 +623,44 @@ class CoinMatcher:
         self._latin_re: Final = re.compile(
             r"(?<!\w)(?:" + "|".join(map(re.escape, latin)) + r")" if latin else r"(?!)"
         )
+        self._quick_core: Any = False  # not built yet (see _compiled)
+
+    def mentions_many(self, texts: list[str]) -> list[list[str]]:
+        """``mentions`` of each text, in order: the compiled core decides the common case
+        (rust/vader_core/src/coins.rs, when installed) and hands every other post back here."""
+        quick = self._compiled()
+        if quick is None:
+            return [self.mentions(text) for text in texts]
+        mentions = self.mentions
+        return [
+            decided if decided is not None else mentions(text)
+            for decided, text in zip(quick.mentions_many(texts), texts, strict=True)
+        ]
+
+    def _compiled(self) -> Any:
+        """The compiled common case over this matcher's tables (built once), or None."""
+        if self._quick_core is False:
+            from cryptosent.analysis._native import CORE
+
+            words = []
+            for word in self._lookup:
+                bits = sum(
+                    1 << bit
+                    for bit, words_ in enumerate(
+                        (self._vocab, self._quick, self._negative, self._stable_terms,
+                         self._phrase_first, self._phrase_second, self._glued_keys)
+                    )
+                    if word in words_
+                )  # fmt: skip
+                rules = self._rule_words.get(word)
+                words.append((word, bits, self._ticker_of.get(word), rules and list(rules)))
+            phrases = [
+                (first, [(list(rest), joined) for rest, joined in names])
+                for first, names in self._phrases_by_first.items()
+            ]
+            core = getattr(CORE, "CoinQuick", None)
+            self._quick_core = core(words, phrases) if core is not None else None
+        return self._quick_core
 
     def _phrase_spans(
         self, tokens: list[bytes], firsts: Iterable[bytes]
@@ -1017,3 +1056,8 @@ _MATCHER: Final = CoinMatcher(
 def coin_mentions(text: str) -> list[str]:
     """Canonical tickers of the coins ``text`` is about, sorted, each once; never raises."""
     return _MATCHER.mentions(text)
+
+
+def coin_mentions_many(texts: list[str]) -> list[list[str]]:
+    """``coin_mentions`` of each text, in order (the common case in the compiled core)."""
+    return _MATCHER.mentions_many(texts)

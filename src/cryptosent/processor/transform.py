@@ -16,7 +16,8 @@ from typing import Protocol
 import pyarrow as pa
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError
 
-from cryptosent.analysis.coins import coin_mentions
+from cryptosent.analysis.coins import coin_mentions, coin_mentions_many
+from cryptosent.analysis.learned.analyzers import FLOAT_COLUMNS, LABEL_CODES
 from cryptosent.analysis.sentiment import (
     DEFAULT_ANALYZER,
     Analyzer,
@@ -25,12 +26,20 @@ from cryptosent.analysis.sentiment import (
     score_batch,
 )
 from cryptosent.batch import SCHEMA, Ranges, ScoredBatch
-from cryptosent.model import FUTURE_MARGIN, InvalidTweet, Tweet, check_not_future, decode_tweet
+from cryptosent.model import (
+    FUTURE_MARGIN,
+    Author,
+    InvalidTweet,
+    Tweet,
+    check_not_future,
+    decode_tweet,
+)
 
 log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 class ConsumeError(Protocol):
@@ -96,6 +105,9 @@ def decode(
     logged and skipped."""
     out = Decoded()
     now = now or datetime.now(UTC)
+    # A post dated before the batch's earliest arrival + the margin is not in the future,
+    # whichever message it came in: one comparison instead of `received_at` per message.
+    surely_past = _surely_past(messages, now, future_margin)
     for message in messages:
         error = message.error()
         if error is not None:
@@ -112,7 +124,7 @@ def decode(
             continue
         try:
             tweet = decode_tweet(raw)
-            if future_margin is not None:
+            if future_margin is not None and not tweet.created_at <= surely_past:
                 check_not_future(tweet, received_at(message, now), future_margin)
             out.tweets.append(tweet)
         except InvalidTweet as invalid:
@@ -123,6 +135,23 @@ def decode(
         out.offsets.append(offset)
         out.messages.append(message)
     return out
+
+
+def _surely_past(
+    messages: Sequence[Message], now: datetime, future_margin: timedelta | None
+) -> datetime:
+    """The earliest `received_at` of the messages, plus the margin (a lower bound of it)."""
+    if future_margin is None:
+        return now
+    earliest = (now - _EPOCH) // _MILLISECOND
+    for message in messages:
+        kind, millis = message.timestamp()
+        if kind != TIMESTAMP_NOT_AVAILABLE and 0 <= millis < earliest:
+            earliest = millis
+    try:
+        return _EPOCH + timedelta(milliseconds=earliest) + future_margin
+    except OverflowError:  # a margin of centuries: nothing is in the future
+        return datetime.max.replace(tzinfo=UTC)
 
 
 _REASON_LIMIT = 300
@@ -191,7 +220,74 @@ def score_tweets(
 
     A learned default also gives each tweet's confidence, and ``unscored`` for posts in
     languages it was not trained on (their compound is 0 and no label count includes them).
+    One call into the compiled core scores the batch when it can (`LearnedAnalyzer.columns`);
+    otherwise `score_tweets_python` does, with the same results.
     """
+    texts = [tweet.text for tweet in tweets]
+    columns = getattr(default, "columns", None)
+    scored = columns(texts, [t.lang for t in tweets], vader) if columns is not None else None
+    if scored is None:
+        return score_tweets_python(tweets, partitions, offsets, default, vader)
+    n = len(tweets)
+    arrays = _tweet_columns(tweets, texts)
+    floats = pa.py_buffer(scored.floats)
+    for k, name in enumerate(FLOAT_COLUMNS):
+        arrays[name] = pa.Array.from_buffers(
+            pa.float64(), n, [None, floats.slice(k * n * 8, n * 8)]
+        )
+    arrays["label"] = _LABELS.take(
+        pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(scored.labels)])
+    )
+    arrays["vader_label"] = _LABELS.take(
+        pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(scored.vader_labels)])
+    )
+    arrays["kafka_partition"] = pa.array(partitions, pa.int32())
+    arrays["kafka_offset"] = pa.array(offsets, pa.int64())
+    return pa.Table.from_arrays([arrays[name] for name in SCHEMA.names], schema=SCHEMA)
+
+
+_LABELS = pa.array(LABEL_CODES, pa.string())
+
+
+def _tweet_columns(tweets: Sequence[Tweet], texts: list[str]) -> dict[str, pa.Array]:
+    """The columns taken from the tweets as they are, and their coins; spam False and no
+    campaign until the campaign detector flags the batch (processor.campaigns)."""
+    n = len(tweets)
+    none = _NO_AUTHOR
+    authors = [none if t.author is None else t.author for t in tweets]
+    return {
+        "id": pa.array([t.id for t in tweets], pa.string()),
+        # integer microseconds: exact, and spares pyarrow a pandas import for tz-aware datetimes
+        "created_at": pa.array(
+            [(t.created_at - _EPOCH) // _MICROSECOND for t in tweets], pa.int64()
+        ).view(SCHEMA.field("created_at").type),
+        "text": pa.array(texts, pa.string()),
+        "author_id": pa.array([a.id for a in authors], pa.string()),
+        "author_username": pa.array([a.username for a in authors], pa.string()),
+        "author_followers": pa.array([a.followers for a in authors], pa.int64()),
+        "author_verified": pa.array([a.verified for a in authors], pa.bool_()),
+        "lang": pa.array([t.lang for t in tweets], pa.string()),
+        "source": pa.array([t.source for t in tweets], pa.string()),
+        "retweet_of": pa.array([t.retweet_of for t in tweets], pa.string()),
+        "reply_to": pa.array([t.reply_to for t in tweets], pa.string()),
+        "coins": pa.array(coin_mentions_many(texts), pa.list_(pa.string())),
+        "spam": pa.array([False] * n, pa.bool_()),
+        "campaign_id": pa.nulls(n, pa.string()),
+    }
+
+
+_NO_AUTHOR = Author()
+
+
+def score_tweets_python(
+    tweets: Sequence[Tweet],
+    partitions: Sequence[int],
+    offsets: Sequence[int],
+    default: Analyzer,
+    vader: Analyzer,
+) -> pa.Table:
+    """`score_tweets` the pure-Python way, a Python object per tweet (the compiled core's
+    reference: both give the same table)."""
     n = len(tweets)
     cols: dict[str, list[object]] = {name: [None] * n for name in SCHEMA.names}
     texts = [tweet.text for tweet in tweets]

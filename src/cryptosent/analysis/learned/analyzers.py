@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from cryptosent.analysis.learned.judgement import Judgement
 from cryptosent.analysis.learned.languages import scorable
@@ -23,6 +24,25 @@ from cryptosent.analysis.vader import NEUTRAL_SCORES, Scores
 from cryptosent.errors import FatalError
 
 UNSCORED = Judgement(NEUTRAL_SCORES, "unscored", (0.0, 0.0, 0.0))
+
+FLOAT_COLUMNS = (
+    "compound", "pos", "neu", "neg", "confidence",
+    "vader_compound", "vader_pos", "vader_neu", "vader_neg",
+)  # fmt: skip
+"""The float columns of `SentimentColumns.floats`, in order."""
+LABEL_CODES = ("negative", "neutral", "positive", "unscored")
+"""What each byte of `SentimentColumns.labels` / `.vader_labels` stands for."""
+
+
+class SentimentColumns(NamedTuple):
+    """A batch's scores by the learned analyzer and VADER as column buffers (Arrow's layout)."""
+
+    floats: bytearray
+    """The `FLOAT_COLUMNS`, each n little-endian float64 values, one after the other."""
+    labels: bytes
+    """The learned label of each text, as an index of `LABEL_CODES`."""
+    vader_labels: bytes
+    """VADER's label (`sentiment.label`) of each text, as an index of `LABEL_CODES`."""
 
 
 class ModelFileError(FatalError):
@@ -147,6 +167,39 @@ class LearnedAnalyzer:
             for i in todo:
                 out[i] = self.model.judge(texts[i], vader[i], crypto[i], explain)
         return out
+
+    def columns(
+        self, texts: list[str], langs: Sequence[str | None], vader: Any
+    ) -> SentimentColumns | None:
+        """The learned judgements and ``vader``'s scores of ``texts`` in one call into the
+        compiled core (the numbers `judge_many` and ``vader`` give, without a Python object
+        per text); None when the core cannot do it (not installed, or ``vader`` or the crypto
+        analyzer is not on it): then the caller takes the Python path."""
+        from cryptosent.analysis._native import CORE
+        from cryptosent.analysis.sentiment import get_analyzer, label
+
+        crypto = getattr(get_analyzer("crypto"), "native", None)
+        engine = getattr(vader, "native", None)
+        if CORE is None or self.native is None or engine is None or crypto is None:
+            return None
+        mask = bytes(map(scorable, texts, langs))
+        floats, labels, vader_labels, fallback = CORE.score_columns(
+            engine, crypto, self.native, texts, mask
+        )
+        if fallback:
+            # texts with lone surrogates have no UTF-8 form: the Python path scores them
+            n = len(texts)
+            view = memoryview(floats).cast("d")
+            labels, vader_labels = bytearray(labels), bytearray(vader_labels)
+            for i in fallback:
+                v = vader.scores(texts[i])
+                judged = self.judge_many([texts[i]], [langs[i]], vader=[v], explain=False)[0]
+                for k, value in enumerate((*judged.scores, judged.confidence, *v)):
+                    view[k * n + i] = value
+                labels[i] = LABEL_CODES.index(judged.label)
+                vader_labels[i] = LABEL_CODES.index(label(v[0]))
+            view.release()
+        return SentimentColumns(floats, bytes(labels), bytes(vader_labels))
 
     def scores_many(self, texts: Sequence[str]) -> list[Scores]:
         """VADER-shaped scores for each text."""

@@ -132,6 +132,9 @@ def test_replay_to_lake_then_backfill_gives_each_row_of_the_file_once(
     assert first.returncode == 0, first.stderr
     assert "2,000 tweets" in first.stdout and "archive.history_2026" in first.stdout
     assert ":12: skipped" in first.stderr  # the bad line, by its line number
+    # its one window is partial: not final for compaction (docs/storage.md)
+    offsets = "select consumer_group, topic, partition, sink, next_offset from kafka_offsets"
+    assert p.query(offsets) == [(f"group-{p.topic}", "archive.history_2026", 0, "lake", 0)]
     keys = p.lake_tables("processed") + p.lake_tables("raw")
     assert keys and all("/archive.history_2026-p000-000000000000-000000199999." in k for k in keys)
     assert len(p.lake_tables("processed")) == len(p.lake_tables("raw")) >= 3 * 24

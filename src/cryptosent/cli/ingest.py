@@ -216,10 +216,16 @@ def replay_to_lake(
     stop: StopSignal,
 ) -> None:
     """`replay --to-lake`: the file into the lake (`storage.to_lake`) with a progress bar."""
+    import psycopg
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from cryptosent.sinks.lake import Lake, lake_location
-    from cryptosent.storage.to_lake import ToLakeStats, count_records, load_archive
+    from cryptosent.storage.to_lake import (
+        ToLakeStats,
+        count_records,
+        load_archive,
+        record_complete,
+    )
 
     settings = get_settings()
     refused = 0
@@ -256,6 +262,14 @@ def replay_to_lake(
             )  # fmt: skip
             if not stop.is_set:  # the total counted lines: headers and bad lines too
                 progress.update(task, completed=total)
+    try:
+        record_complete(settings.database_dsn(), settings.consumer_group, stats)
+    except psycopg.Error as exc:
+        err.print(
+            f"[yellow]warning:[/] {stats.topic}: the lake's objects are written, but PostgreSQL "
+            f"was not told they are final, so `lake compact` leaves them alone: {exc}".strip(),
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
     out.print(
         f"replay --to-lake: {stats.tweets:,} tweets into {lake.location.url} as topic "
         f"{stats.topic!r} ({stats.objects:,} objects, {stats.bytes / 1e6:,.1f} MB), "

@@ -98,6 +98,9 @@ class ToLakeStats:
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     keys: list[str] = field(default_factory=list)
+    complete_before: int = 0
+    """The first ordinal of the last window when it is partial (else the end of the last one):
+    every window before it is full and final, so compaction may merge its objects."""
 
     @property
     def rate_per_s(self) -> float:
@@ -190,6 +193,7 @@ def load_archive(
         stats.objects += len(pending.blobs)
         stats.bytes += sum(len(b) for b in pending.blobs.values())
         stats.keys.extend(pending.blobs)
+        stats.complete_before = first + chunk_rows if len(chunk) == chunk_rows else first
         stats.seconds = time.monotonic() - started
         stats.cpu_seconds = time.process_time() - cpu
         if on_progress is not None:
@@ -199,6 +203,23 @@ def load_archive(
     stats.seconds = time.monotonic() - started
     stats.cpu_seconds = time.process_time() - cpu
     return stats
+
+
+def record_complete(dsn: str, group: str, stats: ToLakeStats) -> None:
+    """Tell compaction which of the archive's objects are final: the lake sink's offset of the
+    pseudo topic (`kafka_offsets`, consumer group `group`, what `lake compact` reads) moves to
+    `stats.complete_before`, never backwards. The last, partial window is left out, so an
+    archive appended to and loaded again cannot hide its new rows behind a compacted object."""
+    import psycopg
+
+    with psycopg.connect(dsn, connect_timeout=5) as conn:
+        conn.execute(
+            "insert into kafka_offsets (consumer_group, topic, partition, sink, next_offset)"
+            " values (%s, %s, %s, 'lake', %s) on conflict (consumer_group, topic, partition, sink)"
+            " do update set next_offset = greatest(kafka_offsets.next_offset,"
+            " excluded.next_offset), updated_at = now()",
+            [group, stats.topic, PARTITION, stats.complete_before],
+        )
 
 
 def count_records(path: Path) -> int:

@@ -30,7 +30,9 @@ from cryptosent.storage.lake_files import live_objects
 LAKE_ERRORS: Final = (duckdb.Error, OSError, pa.ArrowException, CryptosentError)
 LOAD_ATTEMPTS: Final = 3
 """Loads tried when objects vanish between listing and reading (a compaction's deletes)."""
-_VANISHED = re.compile(r"not ?found|no such (file|key)|NoSuchKey|does not exist", re.IGNORECASE)
+_VANISHED = re.compile(
+    r"not ?found|no[ _]such[ _](file|key)|nosuchkey|does not exist", re.IGNORECASE
+)
 
 
 def lake_dataset(settings: Settings, lake_url: str) -> pads.Dataset:
@@ -59,6 +61,7 @@ def open_lake_db(settings: Settings, lake_url: str) -> duckdb.DuckDBPyConnection
             return db
         except LAKE_ERRORS as err:
             db.close()
-            if attempt == LOAD_ATTEMPTS or not _VANISHED.search(str(err)):
+            vanished = isinstance(err, FileNotFoundError) or _VANISHED.search(str(err))
+            if attempt == LOAD_ATTEMPTS or not vanished:
                 raise
     raise AssertionError("unreachable")

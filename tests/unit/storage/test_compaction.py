@@ -217,3 +217,26 @@ def test_many_partitions_make_names_a_filesystem_accepts(lake: Writer) -> None:
     names = [k.rsplit("/", 1)[1] for k in live_objects(lake.location, "processed")]
     assert 3 <= len(names) <= 5 and all(len(n) <= 255 for n in names), names
     assert not report.skipped and lake.rows() == lake.expected == lake.rows("raw")
+
+
+def test_prices_layer_is_compacted_with_the_prices_topics_offsets(lake: Writer) -> None:
+    offsets = []
+    for n in range(4):
+        buf = io.BytesIO()
+        pq.write_table(pa.table({"coin": ["BTC", "ETH"], "kafka_offset": [2 * n, 2 * n + 1]}), buf)
+        name = small_name("prices", 0, 2 * n, 2 * n + 1, ".parquet")
+        lake.lake.put(f"prices/dt=2026-11-25/hour=08/{name}", buf.getvalue())
+        offsets += [2 * n, 2 * n + 1]
+    # the tweets topic's offsets allow nothing here: prices go by the prices topic's
+    lake.compactor({(TOPIC, 0): 100, ("prices", 0): 6}).run(timedelta(hours=2))
+    keys = live_objects(lake.location, "prices")
+    assert [k.rsplit("/", 1)[1] for k in keys] == [
+        "prices-c-p000.000000000000-000000000005.parquet",
+        "prices-p000-000000000006-000000000007.parquet",
+    ]
+    read = [
+        o
+        for k in keys
+        for o in pq.read_table(f"{lake.location.base}/{k}")["kafka_offset"].to_pylist()
+    ]
+    assert sorted(read) == offsets

@@ -110,7 +110,12 @@ def main() -> None:
     if location.local:
         shutil.rmtree(location.base, ignore_errors=True)
     else:
-        location.fs.delete_dir_contents(location.base, missing_dir_ok=True)
+        for _attempt in range(3):  # versitygw refuses a folder before its objects are gone
+            try:
+                location.fs.delete_dir_contents(location.base, missing_dir_ok=True)
+                break
+            except OSError:
+                continue
     lake = Lake(location)
     cpu, wall = time.process_time(), time.monotonic()
     rows, committed = write_lake(lake, args.hours, args.rate)

@@ -30,6 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cryptosent.errors import FatalError
 from cryptosent.sinks.lake import Lake, LakeLocation, lake_failure
 from cryptosent.storage.lake_files import (
     LakeObject,
@@ -364,11 +365,17 @@ def committed_offsets(dsn: str, groups: Sequence[str]) -> dict[tuple[str, int], 
     import psycopg
 
     with psycopg.connect(dsn, connect_timeout=5) as conn:
-        rows = conn.execute(
-            "select topic, partition, min(next_offset) from kafka_offsets"
-            " where sink = 'lake' and consumer_group = any(%s) group by topic, partition",
-            [list(groups)],
-        ).fetchall()
+        try:
+            rows = conn.execute(
+                "select topic, partition, min(next_offset) from kafka_offsets"
+                " where sink = 'lake' and consumer_group = any(%s) group by topic, partition",
+                [list(groups)],
+            ).fetchall()
+        except psycopg.errors.UndefinedTable as err:
+            raise FatalError(
+                "lake compaction needs the lake sink's offsets, and PostgreSQL has no "
+                "kafka_offsets table: run `cryptosent db migrate` (and the processor) first"
+            ) from err
     return {(str(t), int(str(p))): int(str(n)) for t, p, n in rows}
 
 

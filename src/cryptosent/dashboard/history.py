@@ -38,6 +38,7 @@ from cryptosent.batch import SCHEMA
 from cryptosent.config import Settings
 from cryptosent.dashboard.queries import Analyzer, pick_analyzer
 from cryptosent.sinks.lake import LakeLocation, lake_failure, lake_location
+from cryptosent.storage.backfill import READ_ATTEMPTS, ObjectVanished, vanished
 from cryptosent.storage.lake_files import LakeObject, list_layer, live
 
 HISTORY_RANGES: Final[dict[str, int]] = {"30 d": 30, "90 d": 90, "1 y": 365}
@@ -127,11 +128,19 @@ class DayAggregates:
             stats = ViewStats()
             tables = []
             for day, (objects, key) in sorted(listing.items()):
-                if not objects:
-                    continue
-                stats.days += 1
-                stats.objects += len(objects)
-                tables.append(self._day(day, objects, key, stats))
+                for attempt in range(1, READ_ATTEMPTS + 1):
+                    try:
+                        table = self._day(day, objects, key, stats) if objects else None
+                        break
+                    except ObjectVanished:  # a compaction replaced it: list the day again
+                        if attempt == READ_ATTEMPTS:
+                            raise
+                        self._list(day, day + timedelta(days=1), self._clock())
+                        objects, key = self._listed[day][1:]
+                if table is not None:
+                    stats.days += 1
+                    stats.objects += len(objects)
+                    tables.append(table)
             if stats.computed:
                 self._write_cache()
             self.last = stats
@@ -189,8 +198,12 @@ class DayAggregates:
                 paths, schema=SCHEMA, format="parquet", filesystem=self.location.fs
             )
             return dataset.to_table(columns=list(_NEEDED))
-        except OSError as err:
-            raise lake_failure(err, f"reading {self.location.url}/{LAYER} failed") from err
+        except (OSError, pa.ArrowException) as err:
+            if vanished(err):
+                raise ObjectVanished(f"{self.location.url}/{LAYER}: {err}") from err
+            if isinstance(err, OSError):
+                raise lake_failure(err, f"reading {self.location.url}/{LAYER} failed") from err
+            raise
 
     def _measures(self, rows: pa.Table) -> pa.Table:
         self._duck.register("day_rows", rows)

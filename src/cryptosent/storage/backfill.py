@@ -23,6 +23,7 @@ processor revised later in PostgreSQL come back as first judged.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -38,7 +39,7 @@ import pyarrow.dataset as pads
 from cryptosent import aggregates
 from cryptosent.batch import SCHEMA
 from cryptosent.sinks.database import Connection, Database
-from cryptosent.sinks.lake import LakeLocation, lake_failure
+from cryptosent.sinks.lake import LakeLocation, LakeUnavailable, lake_failure
 from cryptosent.sinks.postgres import to_copy_csv
 from cryptosent.storage.lake_files import LakeObject, list_layer, live
 from cryptosent.storage.retention import expired_days, prepare
@@ -84,10 +85,12 @@ _RELKIND: Final = "select relkind::text from pg_class where oid = 'tweets'::regc
 _CSV: Final = pacsv.WriteOptions(include_header=False, batch_size=8192)
 
 
-def live_processed(location: LakeLocation, since: date | None = None) -> list[LakeObject]:
-    """The processed layer's live objects (`lake_files`, containment rule) of the days from
-    `since` on (all days when None); objects outside ``dt=`` folders are not read (no day)."""
-    objects = live(list_layer(location, LAYER, since=since))
+def live_processed(
+    location: LakeLocation, since: date | None = None, until: date | None = None
+) -> list[LakeObject]:
+    """The processed layer's live objects (`lake_files`, containment rule) of the days in
+    [since, until) (open ends when None); objects outside ``dt=`` folders are not read."""
+    objects = live(list_layer(location, LAYER, since=since, until=until))
     return [o for o in objects if o.day is not None and o.ext == ".parquet"]
 
 
@@ -100,16 +103,53 @@ def by_day(objects: Iterable[LakeObject]) -> dict[date, list[LakeObject]]:
     return dict(sorted(days.items()))
 
 
+class ObjectVanished(LakeUnavailable):
+    """A listed object was gone when read: a compaction replaced it (list again and retry)."""
+
+
+_VANISHED: Final = re.compile(
+    r"not ?found|no[ _]such[ _](file|key)|nosuchkey|does not exist", re.IGNORECASE
+)
+READ_ATTEMPTS: Final = 3
+"""Reads of a day tried when its objects vanish between listing and reading."""
+
+
+def vanished(err: BaseException) -> bool:
+    """The error says a listed object no longer exists (local or S3)."""
+    return isinstance(err, FileNotFoundError) or bool(_VANISHED.search(str(err)))
+
+
 def read_day(location: LakeLocation, objects: Iterable[LakeObject]) -> pa.Table:
-    """The rows of objects in the `tweets` columns (columns older files lack are null)."""
+    """The rows of objects in the `tweets` columns (columns older files lack are null);
+    `ObjectVanished` when one of them is gone."""
     paths = [f"{location.base}/{o.key}" for o in objects]
     if not paths:
         return SCHEMA.empty_table()
     try:
         dataset = pads.dataset(paths, schema=SCHEMA, format="parquet", filesystem=location.fs)
         return dataset.to_table()
-    except OSError as err:
-        raise lake_failure(err, f"reading {location.url}/{LAYER} failed") from err
+    except (OSError, pa.ArrowException) as err:
+        if vanished(err):
+            raise ObjectVanished(f"{location.url}/{LAYER}: {err}") from err
+        if isinstance(err, OSError):
+            raise lake_failure(err, f"reading {location.url}/{LAYER} failed") from err
+        raise
+
+
+def read_live_day(location: LakeLocation, day: date) -> tuple[pa.Table, int]:
+    """The rows of a day's live objects, listed just now (a compaction running beside the
+    backfill may replace objects listed earlier), and their bytes; listed and read again when
+    an object vanished in between."""
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        objects = [
+            o for o in live_processed(location, day, day + timedelta(days=1)) if o.day == day
+        ]
+        try:
+            return read_day(location, objects), sum(o.size for o in objects)
+        except ObjectVanished:
+            if attempt == READ_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _partitioned(conn: Connection) -> bool:
@@ -166,8 +206,8 @@ class Backfill:
         stats = BackfillStats(
             days_total=len(days), bytes_total=sum(o.size for objs in days.values() for o in objs)
         )
-        for day, objects in days.items():
-            table = read_day(self.location, objects)
+        for day in days:
+            table, size = read_live_day(self.location, day)
             raw = keeps_raw(day, self.retention_days, now)
             tweets, mentions, minutes = self.rebuild_day(day, table, raw=raw)
             stats.days += 1
@@ -175,7 +215,7 @@ class Backfill:
             stats.tweets += tweets
             stats.mentions += mentions
             stats.minute_rows += minutes
-            stats.bytes_read += sum(o.size for o in objects)
+            stats.bytes_read += size
             stats.rebuilt.append(day)
             stats.seconds = time.monotonic() - started
             stats.cpu_seconds = time.process_time() - cpu

@@ -191,6 +191,9 @@ class Scorer:
     def __init__(self, default: Analyzer | None = None, vader: Analyzer | None = None) -> None:
         self.default = default or get_analyzer(DEFAULT_ANALYZER)
         self.vader = vader or get_analyzer("vader")
+        # an empty batch builds what scoring builds on first use (the crypto analyzer the
+        # learned one consults, the compiled coin matcher) now, not in the first batch
+        self.table(Decoded())
 
     def __call__(self, decoded: Decoded) -> ScoredBatch:
         """The batch every sink receives; a tweet an analyzer raises on leaves ``decoded`` for

@@ -37,6 +37,10 @@ ROWS = [
     ("peers", "cryptosent / seed-style", "peers_ratio_vs_seed"),
     ("peers", "cryptosent / Quix Streams", "peers_ratio_vs_quix"),
     ("peers", "cryptosent CPU s per 1,000 (start-up off)", "peers_cryptosent_cpu_s_per_1000"),
+    ("history", "replay to the lake, CPU s per million tweets", "history_load_cpu_s_per_million"),
+    ("history", "90-day per-coin view from the lake, cold ms", "history_view_90d_cold_ms"),
+    ("history", "same, warm ms", "history_view_90d_warm_ms"),
+    ("history", "1-year view, cold ms", "history_view_1y_cold_ms"),
 ]  # fmt: skip
 
 

@@ -349,7 +349,7 @@ class Compactor:
             raise lake_failure(err, f"lake read failed for {self.location.url}/{obj.key}") from err
 
 
-class CompactionConflict(Exception):
+class CompactionConflict(FatalError):
     """Objects planned together cannot be merged (different Parquet schemas)."""
 
 

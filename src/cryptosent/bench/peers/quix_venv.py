@@ -16,12 +16,13 @@ import sys
 from pathlib import Path
 
 from cryptosent.config import Settings
+from cryptosent.errors import FatalError
 
 LOCK = Path(__file__).with_name("requirements-quix.txt")
 JOB = Path(__file__).with_name("quix_job.py")
 
 
-class PeerSetupError(RuntimeError):
+class PeerSetupError(FatalError):
     """The Quix venv could not be built (no uv, no network to PyPI, ...)."""
 
 

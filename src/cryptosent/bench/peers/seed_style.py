@@ -21,6 +21,7 @@ import boto3
 import pandas as pd
 import psycopg
 from confluent_kafka import Consumer
+from psycopg import sql
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 BATCH = 100  # tweets per Parquet object, as in the seed
@@ -69,9 +70,10 @@ def main(job: dict[str, Any]) -> int:
     )
     conn = psycopg.connect(job["database_url"])
     table = job["table"]
-    conn.execute(CREATE.format(table=table).encode())
+    conn.execute(sql.SQL(CREATE).format(table=sql.Identifier(table)))
     conn.commit()
     cur = conn.cursor()
+    insert = sql.SQL(INSERT).format(table=sql.Identifier(table))
     buffer: list[dict[str, Any]] = []
     stored = 0
     files = 0
@@ -99,7 +101,7 @@ def main(job: dict[str, Any]) -> int:
                 "neg": scores["neg"],
                 "label": label_of(scores["compound"]),
             }
-            cur.execute(INSERT.format(table=table).encode(), tuple(row.values()))
+            cur.execute(insert, tuple(row.values()))
             buffer.append(row)
             if len(buffer) >= BATCH or stored + len(buffer) >= job["count"]:
                 df = pd.DataFrame(buffer)

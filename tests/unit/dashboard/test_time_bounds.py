@@ -100,8 +100,13 @@ def test_a_window_shorter_than_an_hour_inside_one_hour(
     lake: tuple[duckdb.DuckDBPyConnection, datetime],
 ) -> None:
     # the hour edges of the window coincide: the minutes must be counted once, not twice
-    db, _now = lake
+    db, now = lake
     for minutes in (1, 6, 31, 59, 61, 119):
         window = timedelta(minutes=minutes)
-        want = sum(age < window for age in (5 * M, 30 * M))
-        assert queries.totals(db, window)["tweets"] == want, minutes
+        # the posts age while the module runs (a loaded machine takes minutes): count what the
+        # wall clock says before and after the query, and skip a window a post crossed meanwhile
+        before = sum(age + datetime.now(UTC) - now < window for age in (5 * M, 30 * M))
+        got = queries.totals(db, window)["tweets"]
+        after = sum(age + datetime.now(UTC) - now < window for age in (5 * M, 30 * M))
+        if before == after:
+            assert got == before, minutes

@@ -235,11 +235,17 @@ from tweets t where t.created_at >= now() - %(window)s and t.created_at <= now()
 order by t.created_at desc limit %(limit)s
 """  # noqa: S608 - a constant column list, no input
 
+# the newest mentions first (an index scan per day partition, merged, stopped at the limit),
+# then their tweets: joined before the limit, the planner hashed every tweet of the window
+# (3.5 s for 7 days at 10M tweets, day-partitioned)
 _LATEST_FOR_COIN = f"""
 select {_TWEET_COLUMNS}
-from tweet_coins c join tweets t on t.id = c.tweet_id and t.created_at = c.created_at
-where c.coin = %(coin)s and c.created_at >= now() - %(window)s and c.created_at <= now()
-order by c.created_at desc limit %(limit)s
+from (
+    select tweet_id, created_at from tweet_coins
+    where coin = %(coin)s and created_at >= now() - %(window)s and created_at <= now()
+    order by created_at desc limit %(limit)s
+) c join tweets t on t.id = c.tweet_id and t.created_at = c.created_at
+order by c.created_at desc
 """  # noqa: S608 - a constant column list, no input
 
 

@@ -234,7 +234,8 @@ def torch_probs(
 
 
 CALIBRATION_TOKENS = 64  # calibration inputs are padded to one length: histograms need one shape
-CALIBRATION_PERCENTILE = 99.99  # chosen on dev (min-max ranges lost 2 points of macro-F1)
+# chosen on dev, teacher of 2026-11-29 (99.9: 0.752, 99.99: 0.752, 99.999: 0.780; float 0.798)
+CALIBRATION_PERCENTILE = 99.999
 
 
 def export_onnx(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import gzip
 import io
 import logging
 import os
@@ -30,16 +29,17 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from isal import igzip
 
-from cryptosent.batch import Ranges, ScoredBatch
+from cryptosent.batch import SCHEMA, Ranges, ScoredBatch
 from cryptosent.config import Settings
 from cryptosent.errors import FatalError, TransientError
 from cryptosent.runtime import Retry
@@ -222,40 +222,62 @@ def render(buffer: LakeBuffer, topic: str) -> PendingObjects:
     blobs: dict[str, bytes] = {}
     if buffer.rows:
         table = pa.concat_tables(buffer.tables)
-        hours = pc.strftime(table.column("created_at"), format="dt=%Y-%m-%d/hour=%H")
+        order, groups = hour_groups(table.column("kafka_partition"), table.column("created_at"))
         raw = buffer.raw
-        for (partition, hour), indexes in hour_groups(table.column("kafka_partition"), hours):
+        if np.any(order[1:] < order[:-1]):  # one take, then each object is a slice
+            table = table.take(pa.array(order))
+            raw = [raw[i] for i in order.tolist()]
+        for (partition, hour), start, end in groups:
             first, last = buffer.ranges[partition]
             name = f"{topic}-p{partition:03d}-{first:012d}-{last:012d}"
-            part = table.take(pa.array(indexes, pa.int64()))
             parquet = io.BytesIO()
-            pq.write_table(part, parquet, compression="zstd")
+            pq.write_table(
+                table.slice(start, end - start), parquet, compression="zstd",
+                use_dictionary=_DICTIONARY_COLUMNS,
+            )  # fmt: skip
             blobs[f"processed/{hour}/{name}.parquet"] = parquet.getvalue()
-            lines = _lines([raw[i] for i in indexes.tolist()])
-            blobs[f"raw/{hour}/{name}.jsonl.gz"] = gzip.compress(lines, compresslevel=1, mtime=0)
+            lines = _lines(raw[start:end])
+            blobs[f"raw/{hour}/{name}.jsonl.gz"] = igzip.compress(lines, compresslevel=1, mtime=0)
     return PendingObjects(blobs, dict(buffer.ranges), buffer.rows)
 
 
+# Dictionary pages pay off for repeated values; ids, texts, times and offsets are (nearly) all
+# distinct, and trying them costs a sixth of the write (0.87 -> 0.74 CPU ms per 1,000 tweets).
+_DICTIONARY_COLUMNS = [
+    name for name in SCHEMA.names if name not in ("id", "created_at", "text", "kafka_offset")
+]
+_HOUR_US = 3_600_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def hour_name(hour: int) -> str:
+    """The Hive folder of an hour counted from the epoch: ``dt=2026-11-23/hour=14``."""
+    t = _EPOCH + timedelta(hours=hour)
+    return f"dt={t.year:04d}-{t.month:02d}-{t.day:02d}/hour={t.hour:02d}"
+
+
 def hour_groups(
-    partitions: pa.ChunkedArray, hours: pa.ChunkedArray
-) -> list[tuple[tuple[int, str], npt.NDArray[np.intp]]]:
-    """The rows of each (partition, hour), in (partition, hour) order, each group's row numbers
-    ascending: by arrays, not a dictionary step per row."""
-    encoded = pc.dictionary_encode(hours).combine_chunks()
-    names = encoded.dictionary.to_pylist()
-    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    numbers = partitions.to_numpy().astype(np.int64)
-    keys = numbers * len(names) + codes
+    partitions: pa.ChunkedArray, created_at: pa.ChunkedArray
+) -> tuple[npt.NDArray[np.intp], list[tuple[tuple[int, str], int, int]]]:
+    """The rows grouped by (partition, hour of created_at): the row order that puts each group
+    together (in (partition, hour) order, rows ascending inside a group) and each group's
+    (partition, hour folder) with its start and end in that order. By arrays: only the
+    distinct hours are formatted."""
+    hours = created_at.cast(pa.int64()).to_numpy() // _HOUR_US
+    distinct, codes = np.unique(hours, return_inverse=True)
+    keys = partitions.to_numpy().astype(np.int64) * len(distinct) + codes
     order = np.argsort(keys, kind="stable")  # stable: row numbers stay ascending in a group
     sorted_keys = keys[order]
     starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
     ends = np.r_[starts[1:], len(order)]
+    names = [hour_name(int(hour)) for hour in distinct]
     groups = [
-        ((int(key) // len(names), names[int(key) % len(names)]), order[start:end])
-        for key, start, end in zip(sorted_keys[starts].tolist(), starts, ends, strict=True)
+        ((key // len(names), names[key % len(names)]), start, end)
+        for key, start, end in zip(
+            sorted_keys[starts].tolist(), starts.tolist(), ends.tolist(), strict=True
+        )
     ]
-    groups.sort(key=lambda group: group[0])
-    return groups
+    return order, groups
 
 
 def _lines(raws: list[bytes]) -> bytes:

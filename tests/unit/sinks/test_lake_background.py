@@ -10,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cryptosent.batch import SCHEMA, ScoredBatch
 from cryptosent.runtime import Retry
 from cryptosent.sinks.base import Written
-from cryptosent.sinks.lake import LakeBuffer, LakeSink, render
+from cryptosent.sinks.lake import LakeBuffer, LakeSink, hour_groups, render
 from cryptosent.sinks.offsets import OffsetStore
 
 T0 = datetime(2026, 11, 23, 10, 59, 58, tzinfo=UTC)
@@ -104,3 +105,19 @@ def test_render_groups_by_partition_and_hour_keeping_row_order() -> None:
     ]
     assert gzip.decompress(blobs[raw[0]]) == b'{"a": 1}\n'  # one message a line
     assert gzip.decompress(blobs[raw[1]]) == b"{}\n{}\n"
+
+
+def test_hour_folders_are_arrows_strftime_from_year_1_to_9999() -> None:
+    instants = [
+        datetime(1, 1, 1, tzinfo=UTC), datetime(5, 4, 19, 9, 30, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), datetime(1970, 1, 1, tzinfo=UTC),
+        datetime(2026, 11, 23, 14, 0, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, tzinfo=UTC),
+    ]  # fmt: skip
+    column = pa.chunked_array([pa.array(instants, pa.timestamp("us", tz="UTC"))])
+    order, groups = hour_groups(pa.chunked_array([pa.array([0] * 6, pa.int32())]), column)
+    expected = pc.strftime(column, format="dt=%Y-%m-%d/hour=%H").to_pylist()
+    assert order.tolist() == [0, 1, 2, 3, 4, 5]
+    assert [(group, start, end) for group, start, end in groups] == [
+        ((0, name), i, i + 1) for i, name in enumerate(expected)
+    ]
+    assert expected[1] == "dt=0005-04-19/hour=09" and expected[2] == "dt=1969-12-31/hour=23"

@@ -12,6 +12,7 @@ consumed`). An empty topic is now idle whatever the group does.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -61,6 +62,8 @@ def test_until_idle_ends_on_an_empty_prices_topic_whose_group_is_held_up(
     took = time.monotonic() - started
     assert run.returncode == 0, run.stderr
     assert "process: 300 consumed, 300 stored" in run.stdout
+    peak = re.search(r"lake objects; peak memory ([\d,]+) MiB\n", run.stdout)
+    assert peak is not None and 50 < int(peak[1].replace(",", "")) < 4096, run.stdout
     assert "prices: 0 consumed" in run.stdout
     assert p.scalar("select count(*) from tweets") == 300
     print(f"UNTIL-IDLE with a held-up price group: {took:.1f} s")

@@ -140,13 +140,14 @@ def measure_process(settings: Settings, count: int, processes: int = 1) -> dict[
         procs = [
             subprocess.Popen(
                 box.cli("process", "--until-idle"),
-                stdout=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
             )
             for _ in range(processes)
         ]
-        errors = [p.communicate(timeout=3600)[1] for p in procs]
+        outputs = [p.communicate(timeout=3600) for p in procs]
+        errors = [stderr for _, stderr in outputs]
         wall = time.monotonic() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if any(p.returncode for p in procs):
@@ -159,12 +160,16 @@ def measure_process(settings: Settings, count: int, processes: int = 1) -> dict[
             box.scalar("select extract(epoch from max(stored_at) - min(stored_at)) from tweets")
         )
         cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        peaks = [re.search(r"peak memory ([\d,]+) MiB", stdout) for stdout, _ in outputs]
     suffix = "" if processes == 1 else f"_{processes}_procs"
     return {
         f"process_tweets_per_s{suffix}": count / span if span > 0 else float("nan"),
         f"process_wall_s{suffix}": wall,
         f"process_cpu_s_per_1000{suffix}": cpu / count * 1000,
         f"process_count{suffix}": count,
+        f"process_peak_rss_mib{suffix}": max(
+            float(peak[1].replace(",", "")) if peak else float("nan") for peak in peaks
+        ),
     }
 
 

@@ -79,7 +79,7 @@ def process(
     out.print(
         f"process: {stats.consumed:,} consumed, {stats.stored:,} stored, "
         f"{stats.duplicates:,} duplicate ids skipped, {stats.dlq:,} dead-lettered, "
-        f"{stats.lake_objects:,} lake objects"
+        f"{stats.lake_objects:,} lake objects; peak memory {peak_rss_mib():,} MiB"
     )
     if price_processor is not None:
         price_stats = price_processor.stats
@@ -89,6 +89,13 @@ def process(
             f"{price_stats.dlq:,} dead-lettered, {price_stats.lake_objects:,} lake objects, "
             f"{price_rate:,.0f} messages/s while busy"
         )
+
+
+def peak_rss_mib() -> int:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def register(app: typer.Typer) -> None:

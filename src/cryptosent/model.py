@@ -97,12 +97,14 @@ def decode_tweet(raw: bytes) -> Tweet:
         raise InvalidTweet("not JSON: nested too deeply") from None
     if not tweet.id:
         raise InvalidTweet("schema: `id` is empty")
-    if tweet.created_at.tzinfo is None:
+    # msgspec gives `Z` and `+00:00` the `UTC` singleton: one identity test for most posts
+    utc = tweet.created_at.tzinfo is UTC
+    if not utc and tweet.created_at.tzinfo is None:
         raise InvalidTweet("schema: `created_at` has no UTC offset (RFC 3339 requires one)")
     if "\x00" in tweet.text or "\x00" in tweet.id:
         # PostgreSQL text cannot hold NUL; storing a altered text would break "byte for byte".
         raise InvalidTweet("schema: `text` or `id` contains a NUL character")
-    if tweet.created_at.utcoffset():
+    if not utc and tweet.created_at.utcoffset():
         try:
             tweet.created_at = tweet.created_at.astimezone(UTC)
         except OverflowError:

@@ -108,6 +108,14 @@ def decode(
     # A post dated before the batch's earliest arrival + the margin is not in the future,
     # whichever message it came in: one comparison instead of `received_at` per message.
     surely_past = _surely_past(messages, now, future_margin)
+    ranges, dead = out.ranges, out.dead
+    tweets, raws, partitions, offsets, kept = (
+        out.tweets,
+        out.raw,
+        out.partitions,
+        out.offsets,
+        out.messages,
+    )
     for message in messages:
         error = message.error()
         if error is not None:
@@ -116,24 +124,26 @@ def decode(
             continue
         partition, offset = message.partition(), message.offset()
         assert partition is not None and offset is not None
-        first = out.ranges.get(partition, (offset, offset))[0]
-        out.ranges[partition] = (first, offset)
+        if partition not in ranges:
+            ranges[partition] = (offset, offset)
+        else:
+            ranges[partition] = (ranges[partition][0], offset)
         raw = message.value()
         if raw is None:
-            out.dead.append((message, "empty message (no value)"))
+            dead.append((message, "empty message (no value)"))
             continue
         try:
             tweet = decode_tweet(raw)
             if future_margin is not None and not tweet.created_at <= surely_past:
                 check_not_future(tweet, received_at(message, now), future_margin)
-            out.tweets.append(tweet)
         except InvalidTweet as invalid:
-            out.dead.append((message, str(invalid)))
+            dead.append((message, str(invalid)))
             continue
-        out.raw.append(raw)
-        out.partitions.append(partition)
-        out.offsets.append(offset)
-        out.messages.append(message)
+        tweets.append(tweet)
+        raws.append(raw)
+        partitions.append(partition)
+        offsets.append(offset)
+        kept.append(message)
     return out
 
 

@@ -2,6 +2,8 @@
 
 Run: ``.venv/bin/python benchmarks/coins.py [DATA.jsonl ...] [--speed N] [--errors]``
 (default data: ``datasets/coins/train.jsonl``; numbers go to docs/data-model.md by hand).
+``--speed`` also times ``coin_mentions_many`` (the processor's batch call) and reports the share
+of posts the compiled matcher (rust/vader_core/src/coins.rs) decides without Python.
 
 A data file is JSON Lines, one labelled post a line:
 ``{"id", "kind", "text", "coins": [canonical tickers], "lookalike": bool}``.
@@ -15,16 +17,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import tempfile
+import time
 import types
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptosent.analysis.coins import coin_mentions
+from cryptosent.analysis import coins
+from cryptosent.analysis.coins import coin_mentions, coin_mentions_many
 from cryptosent.bench.coins import cost_per_1000
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -150,6 +155,25 @@ def mock_texts(count: int, seed: int = 1) -> list[str]:
     return [tweet.text for tweet in MockGenerator(seed=seed).tweets(count)]
 
 
+def compiled_share(texts: list[str]) -> float:
+    """The share of ``texts`` the compiled matcher decides (the rest go back to Python)."""
+    core = coins._MATCHER._compiled()
+    if core is None or not texts:
+        return 0.0
+    return sum(found is not None for found in core.mentions_many(texts)) / len(texts)
+
+
+def batch_cost_per_1000(texts: list[str], rounds: int = 5) -> float:
+    """CPU milliseconds per 1,000 texts of one ``coin_mentions_many`` call, best of ``rounds``."""
+    coin_mentions_many(texts[:100])  # builds the compiled tables once
+    best = math.inf
+    for _ in range(rounds):
+        start = time.process_time()
+        coin_mentions_many(texts)
+        best = min(best, time.process_time() - start)
+    return best * 1_000_000 / len(texts)
+
+
 def load_linker(path: Path, data: Path | None = None) -> Linker:
     """``coin_mentions`` of another copy of ``coins.py`` (an older version, to compare), reading
     its data files from ``data`` instead of the installed package when given."""
@@ -239,6 +263,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             costs = cost_per_1000(sample, linkers)
             result[f"ms_per_1000 {what}"] = costs
             print(f"  {what}: " + ", ".join(f"{n} {ms:.2f}" for n, ms in costs.items()))
+        print("coin_mentions_many (one batch), CPU ms per 1,000, and the share decided compiled:")
+        for what, sample in (("mock tweets", texts), ("labelled posts x 20", labelled * 20)):
+            batch, share = batch_cost_per_1000(sample), compiled_share(sample)
+            result[f"batch_ms_per_1000 {what}"] = batch
+            result[f"compiled_share {what}"] = share
+            print(f"  {what}: {batch:.2f} ms, {share:.1%} decided compiled")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 

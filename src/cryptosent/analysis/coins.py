@@ -617,6 +617,8 @@ class CoinMatcher:
             script_by_first.setdefault(term[0], []).append((term, anchored))
         firsts = {c for first in script_by_first for c in (first, first.upper())}
         self._script_by_first: Final = script_by_first
+        self._script_hint_chars: Final = frozenset(c for chars in firsts for c in chars)
+        self._latin_terms: Final = tuple(latin)
         self._script_hint: Final = re.compile(
             "[" + "".join(re.escape(c) for c in sorted(firsts)) + "]" if firsts else r"(?!)"
         )
@@ -659,8 +661,95 @@ class CoinMatcher:
                 for first, names in self._phrases_by_first.items()
             ]
             core = getattr(CORE, "CoinQuick", None)
-            self._quick_core = core(words, phrases) if core is not None else None
+            self._quick_core = core(words, phrases, self._scoring()) if core is not None else None
         return self._quick_core
+
+    def _scoring(self) -> dict[str, Any]:
+        """The terms and the evidence weights for the compiled ``_decide`` (see coins.rs)."""
+        ev = self._ev
+        apart_group = {word: i for i, (members, _) in enumerate(ev.apart) for word in members}
+        return {
+            "terms": [
+                (
+                    key,
+                    t.ticker,
+                    t.prior_upper,
+                    t.prior_lower,
+                    t.placed,
+                    t.local,
+                    list(t.before.items()),
+                    list(t.after.items()),
+                    t.own,
+                    t.floor,
+                )
+                for key, t in self._terms.items()
+            ],
+            "words": [
+                (word, weight, ev.field_of.get(word), apart_group.get(word))
+                for word, weight in ev.words.items()
+            ],
+            "neighbours": list(self._neighbours),
+            "glued": [(key, base, quote) for key, (base, quote) in self._glued.items()],
+            "pair_bases": list(self._pair_bases.items()),
+            "stable_quotes": list(self._stable_quotes),
+            "coin_quotes": list(self._coin_quotes),
+            "before": list(ev.before.items()),
+            "after": list(ev.after.items()),
+            "apart_caps": [cap for _, cap in ev.apart],
+            "determiners": list(ev.determiners),
+            "list_fillers": list(ev.list_fillers),
+            "threshold": ev.threshold,
+            "pair": ev.prior["pair"],
+            "cap_post_positive": ev.cap_post_positive,
+            "cap_post_negative": ev.cap_post_negative,
+            "cap_other_coins": ev.cap_other_coins,
+            "cap_local": ev.cap_local,
+            "other_coin": ev.other_coin,
+            "list_neighbour": ev.list_neighbour,
+            "list_candidate": ev.list_candidate,
+            "compound": ev.compound,
+            "first_of_field": ev.first_of_field,
+            **self._script_tables(),
+        }
+
+    def _script_tables(self) -> dict[str, Any]:
+        """``_scripts``' terms for the compiled core, with Python's Unicode rules where they
+        decide a match: which characters lower-case to a term's, which are ``\\w``."""
+        ev = self._ev
+        anchored = {term: a for entries in self._script_by_first.values() for term, a in entries}
+        terms = sorted({*self._script_names, *ev.script_words}, key=lambda t: (-len(t), t))
+        index = {term: i for i, term in enumerate(terms)}
+        rows: list[tuple[str, bool, str | None, float, bool]] = []
+        for term in terms:
+            known = self._script_names.get(term)
+            if known is None:
+                rows.append((term, anchored.get(term, False), None, ev.script_words[term], False))
+                continue
+            ticker, ambiguous = known
+            prior = ev.prior["script_ambiguous" if ambiguous else "script"]
+            ruled = term in ev.script_before or term in ev.script_after
+            rows.append((term, anchored.get(term, False), ticker, prior, ruled))
+        hints = [
+            (c, [index[term] for term, _ in self._script_by_first[c.lower()]])
+            for c in sorted(self._script_hint_chars)
+            if c.lower() in self._script_by_first
+        ]
+        lower_of = [
+            (upper, c)
+            for c in sorted({c for term in terms for c in term})
+            for upper in sorted({c, *c.upper(), *c.title()})
+            if not upper.isascii() and upper.lower() == c
+        ]
+        plane = "".join(map(chr, range(0x10000)))
+        word_ranges = [(m.start(), m.end()) for m in re.finditer(r"\w+", plane)]
+        latin = sorted(self._latin_terms, key=lambda t: (-len(t), t))
+        return {
+            "scripts": rows,
+            "hints": hints,
+            "latin": [index[term] for term in latin],
+            "lower_of": lower_of,
+            "word_ranges": word_ranges,
+        }
 
     def _phrase_spans(
         self, tokens: list[bytes], firsts: Iterable[bytes]

@@ -162,7 +162,7 @@ def write_steps(
 
     offsets.advance(conn, postgres.PostgresSink.name, batch.ranges)
     step("offsets")
-    rows = postgres.to_copy_csv(batch.table)
+    rows = postgres.to_copy_binary(batch.table)
     with conn.cursor() as cur:
         if path == "copy":
             with conn.transaction():
@@ -186,7 +186,7 @@ def write_steps(
 
 def measure_write(url: str, batches: list[ScoredBatch], path: str) -> dict[str, float]:
     """CPU ms per 1,000 tweets of each step (server) and of the client, batches after the
-    first; also the csv rendering alone."""
+    first; also the binary COPY rendering alone."""
     offsets = OffsetStore("bench", "bench")
     totals = dict.fromkeys((*STEPS, "client", "render"), 0.0)
     counted = 0
@@ -194,7 +194,7 @@ def measure_write(url: str, batches: list[ScoredBatch], path: str) -> dict[str, 
         clock = BackendClock(conn)
         for i, batch in enumerate(batches):
             rendered = time.thread_time()
-            postgres.to_copy_csv(batch.table)
+            postgres.to_copy_binary(batch.table)
             render = time.thread_time() - rendered
             server, client = write_steps(conn, clock, offsets, batch, path)
             if i == 0:
@@ -240,7 +240,7 @@ def explain(url: str, batches: list[ScoredBatch], path: str) -> tuple[dict[str, 
         for i, batch in enumerate(batches):
             offsets.advance(conn, postgres.PostgresSink.name, batch.ranges)
             with cur.copy(copy) as writer:
-                writer.write(postgres.to_copy_csv(batch.table))
+                writer.write(postgres.to_copy_binary(batch.table))
             last = i == len(batches) - 1
             kind = "text" if last else "json"
             rows = cur.execute(f"explain (analyze, buffers, format {kind}) {statement}".encode())
@@ -283,7 +283,7 @@ def main() -> None:
     for path, results in rounds.items():
         print(f"{path} path")
         for name in (*STEPS, "client", "render"):
-            label = {"client": "client (all)", "render": "  to_copy_csv"}.get(
+            label = {"client": "client (all)", "render": "  to_copy_binary"}.get(
                 name, f"server {name}"
             )
             print(f"  {label:<20}" + "".join(f"{r[name]:>8.2f}" for r in results))

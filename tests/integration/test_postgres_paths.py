@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 
 from cryptosent.analysis.campaigns import CampaignDetector
-from cryptosent.batch import ScoredBatch
+from cryptosent.batch import SCHEMA, ScoredBatch
 from cryptosent.config import Settings
 from cryptosent.processor.campaigns import CampaignStage
 from cryptosent.processor.transform import Decoded, Scorer
@@ -109,3 +109,76 @@ def test_fast_and_guarded_paths_store_the_same(
     assert fast_counts == guarded_counts == [600, 600, 600, 599, 1, 0]
     assert fast_rows == guarded_rows
     assert len(fast_rows["tweets"]) == 2400
+
+
+def _hard_rows(coins_5: list[str]) -> pa.Table:
+    """Rows whose values a text format must escape or that sit at a type's edge."""
+    texts = [
+        'say "hi", \\ back\\slash',
+        "line\nbreak\ttab\r",
+        "\\.",
+        "",
+        "🚀 $BTC ↑ مرحبا",
+        "{a,b}",
+    ]
+    rows = [
+        {
+            "id": f"hard-{i}", "text": text, "label": "neutral", "vader_label": "neutral",
+            "created_at": when, "coins": coins, "kafka_partition": i, "kafka_offset": 2**62 + i,
+            "compound": -0.0 if i == 0 else (-1) ** i * 0.1 * i, "pos": 1e-300, "neu": 0.5,
+            "neg": 0.1 + 0.2, "vader_compound": -1.0, "vader_pos": 0.0, "vader_neu": 1.0,
+            "vader_neg": 0.0, "confidence": None if i % 2 else 0.3333333333333333,
+            "author_id": None if i == 1 else f"a{i}", "author_username": "ü" * i,
+            "author_followers": [None, 0, 2**63 - 1][i % 3],
+            "author_verified": [None, True, False][i % 3],
+            "lang": None, "source": "mock", "retweet_of": None, "reply_to": "r,1",
+            "spam": None if i < 3 else True, "campaign_id": None if i < 3 else "c-1",
+        }
+        for i, (text, when, coins) in enumerate(zip(
+            texts,
+            [datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+             datetime(1969, 12, 31, 23, 59, 59, 1, tzinfo=UTC), datetime(2000, 1, 1, tzinfo=UTC),
+             datetime(2026, 11, 29, 6, 0, tzinfo=UTC), datetime(2026, 11, 29, 6, 0, 1, tzinfo=UTC)],
+            [[], ["BTC"], ["BTC", "ETH"], [], ["SOL", "DOGE", "XRP"], coins_5],
+            strict=True,
+        ))
+    ]  # fmt: skip
+    return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+def test_binary_copy_stores_what_the_csv_copy_stores(database_url: str) -> None:
+    tables = [_hard_rows(["DOT"]), *(batch.table for batch in _batches()[:2])]
+    with psycopg.connect(database_url) as conn:
+        found = []
+        for name, encode, form in [
+            ("by_binary", postgres.to_copy_binary, "binary"),
+            ("by_csv", postgres.to_copy_csv, "csv"),
+        ]:
+            conn.execute(f"create temp table {name} (like tweets including defaults)".encode())
+            with conn.cursor() as cur:
+                for table in tables:
+                    copy = f"copy {name} ({postgres._COLUMNS}) from stdin with (format {form})"
+                    with cur.copy(copy.encode()) as writer:
+                        writer.write(encode(table))
+            query = f"select {postgres._COLUMNS} from {name} order by id, kafka_offset"
+            found.append(conn.execute(query.encode()).fetchall())
+    assert found[0] == found[1]
+    assert len(found[0]) == 6 + 1200
+    hard = {row[0]: row for row in found[0] if row[0].startswith("hard-")}
+    columns = postgres._COLUMNS.split(", ")
+    assert hard["hard-1"][columns.index("text")] == "line\nbreak\ttab\r"
+    assert hard["hard-0"][columns.index("created_at")] == datetime(1, 1, 1, tzinfo=UTC)
+    assert hard["hard-2"][columns.index("coins")] == ["BTC", "ETH"]
+    assert hard["hard-0"][columns.index("spam")] is False
+
+
+def test_binary_copy_keeps_array_elements_a_csv_literal_would_split(database_url: str) -> None:
+    odd = ["A,B", "{x}", 'q"', "back\\slash", "NULL"]
+    with psycopg.connect(database_url) as conn:
+        conn.execute(b"create temp table odd (like tweets including defaults)")
+        with conn.cursor() as cur:
+            copy = f"copy odd ({postgres._COLUMNS}) from stdin with (format binary)"
+            with cur.copy(copy.encode()) as writer:
+                writer.write(postgres.to_copy_binary(_hard_rows(odd)))
+        row = conn.execute(b"select coins from odd where id = 'hard-5'").fetchone()
+    assert row is not None and row[0] == odd

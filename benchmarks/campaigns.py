@@ -3,7 +3,8 @@ and the detector's cost per 1,000 tweets.
 
 Run: ``.venv/bin/python benchmarks/campaigns.py [--seeds 1 2 3 4 5] [--count 40000]
 [--rate 2000] [--batch 500] [--speed]``
-(numbers go to docs/campaigns.md by hand).
+(numbers go to docs/campaigns.md by hand). ``--speed`` also measures the costs: of ``observe``,
+and of ``sign`` and ``observe_columns`` (the processor's call) alone.
 
 Two kinds of data:
 
@@ -27,12 +28,19 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cryptosent.analysis.campaigns import CampaignDetector, Flag, Post, post_from_tweet
+from cryptosent.analysis import campaigns
+from cryptosent.analysis.campaigns import (
+    CampaignDetector,
+    Flag,
+    Post,
+    PostColumns,
+    post_from_tweet,
+)
 from cryptosent.sources.mock import MockGenerator
 from cryptosent.sources.mock_campaigns import CampaignMock, Label
 
@@ -171,6 +179,37 @@ def cost_per_1000(seed: int = 1, count: int = 40_000, batch: int = 1_000, rounds
     return best * 1_000_000 / count
 
 
+def stage_costs(
+    seed: int = 1, count: int = 40_000, batch: int = 5_000, rounds: int = 5
+) -> dict[str, float]:
+    """CPU milliseconds per 1,000 mock tweets (batches of ``batch``, best of ``rounds``) of
+    ``sign`` alone, of the numpy reference ``_sign_numpy`` alone, and of ``observe_columns``
+    (what the processor calls; the columns are built before the clock starts)."""
+    batches, _ = generated_batches(seed, count, batch=batch)
+    columns = [PostColumns.of_posts(posts) for posts in batches]
+    texts = [c.texts for c in columns]
+
+    def best(step: Callable[[], object]) -> float:
+        fastest = math.inf
+        for _ in range(rounds):
+            start = time.process_time()
+            step()
+            fastest = min(fastest, time.process_time() - start)
+        return fastest * 1_000_000 / count
+
+    def observe_all() -> None:
+        detector = CampaignDetector()
+        for batch_columns in columns:
+            detector.observe_columns(batch_columns)
+
+    campaigns.sign(texts[0])  # the compiled signer's tables are built once per process
+    return {
+        "sign": best(lambda: [campaigns.sign(t) for t in texts]),
+        "sign, numpy reference": best(lambda: [campaigns._sign_numpy(t) for t in texts]),
+        "observe_columns": best(observe_all),
+    }
+
+
 def _line(name: str, s: Scores) -> str:
     return (
         f"{name:<34} posts {s.posts:>7,}  campaign posts {s.tp + s.fn:>6,}  "
@@ -201,6 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for batch in (100, 1_000, 5_000):
             ms = cost_per_1000(batch=batch)
             print(f"cost: {ms:.1f} CPU ms per 1,000 mock tweets in batches of {batch:,}")
+        for name, ms in stage_costs().items():
+            print(f"cost of {name}: {ms:.2f} CPU ms per 1,000 mock tweets in batches of 5,000")
     return 0
 
 

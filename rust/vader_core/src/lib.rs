@@ -12,6 +12,7 @@
 use std::sync::Mutex;
 
 mod batch;
+mod campaigns;
 mod coins;
 mod student;
 
@@ -961,6 +962,9 @@ fn cryptosent_vader_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<student::Student>()?;
     m.add_function(wrap_pyfunction!(batch::score_columns, m)?)?;
     m.add_class::<coins::CoinQuick>()?;
+    m.add_class::<campaigns::CampaignSigner>()?;
+    m.add_function(wrap_pyfunction!(campaigns::similar_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(campaigns::band_groups, m)?)?;
     m.add("BATCH_FLOAT_COLUMNS", batch::FLOAT_COLUMNS)?;
     m.add_function(wrap_pyfunction!(student::student_features, m)?)?;
     m.add("STUDENT_BUCKETS", student::BUCKETS)?;

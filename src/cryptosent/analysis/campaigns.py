@@ -14,8 +14,9 @@ How, per batch (docs/campaigns.md has the reasoning and the measured figures):
 2. **Sign**: character 5-gram shingles of the normalised text, hashed with a fixed mixing function
    (the same in every process, unlike Python's ``hash``), summarised by a one-permutation MinHash
    of ``BINS`` values (Li, Owen, Zhang 2012): one hash per shingle instead of one per shingle and
-   permutation, all of it numpy over the whole batch. Empty bins are kept as such; similarity is
-   estimated over the bins filled in either text.
+   permutation, all of it numpy over the whole batch (or, with the compiled core, Rust text by
+   text: the same numbers). Empty bins are kept as such; similarity is estimated over the bins
+   filled in either text.
 3. **Cluster** with LSH: ``BANDS`` bands of ``ROWS`` values (a band whose bins are all empty is
    left out). A post that shares a band with the last kept post that had it, or with the first
    post of the batch that has it, is linked to that post when their estimated Jaccard similarity
@@ -39,16 +40,19 @@ is taken as new.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import math
 import operator
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+
+from cryptosent.analysis._native import CORE
 
 if TYPE_CHECKING:
     from cryptosent.model import Tweet
@@ -126,6 +130,10 @@ def _word_table() -> npt.NDArray[np.bool_]:
 _WORD: Final = _word_table()
 _RETWEET_TEXT: Final = operator.methodcaller("startswith", "RT @")
 
+# the compiled core's clustering steps, when installed (rust/vader_core/src/campaigns.rs)
+_SIMILAR_ROWS: Final = getattr(CORE, "similar_rows", None)
+_BAND_GROUPS: Final = getattr(CORE, "band_groups", None)
+
 
 class Signatures(NamedTuple):
     """What ``sign`` computes for a batch of texts, one row per text."""
@@ -171,10 +179,11 @@ def _codepoints(texts: Sequence[str]) -> npt.NDArray[np.uint32]:
     c = c[(c != 0x27) & (c != 0x2019)]  # apostrophes join: "don't" = "dont"
     c[~_WORD[c]] = _SPACE
     # drop a space after a space or a line break, and the third of three equal characters
-    prev = np.concatenate(([_NEWLINE], c[:-1]))
-    prev2 = np.concatenate(([_NEWLINE, _NEWLINE], c[:-2]))
+    prev = np.concatenate(([_NEWLINE], c))[: len(c)]  # (a batch may have one character or none)
+    prev2 = np.concatenate(([_NEWLINE, _NEWLINE], c))[: len(c)]
     keep = ~((c == _SPACE) & ((prev == _SPACE) | (prev == _NEWLINE)))
-    keep &= ~((c == prev) & (c == prev2))
+    # (never a line break: two empty texts in a row would lose one, and shift the rows after)
+    keep &= ~((c == prev) & (c == prev2) & (c != _NEWLINE))
     c = c[keep]
     # and a space before a line break or at the very end
     nxt = np.concatenate((c[1:], [_NEWLINE]))
@@ -189,8 +198,53 @@ def normalise(texts: Sequence[str]) -> list[str]:
     return _codepoints(texts).tobytes().decode("utf-32-le").split("\n")
 
 
+def _char_classes() -> bytes:
+    """One byte per code point for the compiled signer: bits 1, 2, 4 for ``\\w``, ``\\d``,
+    ``\\s`` of Python's ``re`` (found by those very patterns), 8 for kept by ``_WORD``."""
+    every = np.arange(0x110000, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+    classes = np.where(_WORD, np.uint8(8), np.uint8(0))
+    for bit, pattern in ((1, r"\w+"), (2, r"\d+"), (4, r"\s+")):
+        for match in re.finditer(pattern, every):
+            classes[match.start() : match.end()] |= np.uint8(bit)
+    return classes.tobytes()
+
+
+@functools.cache
+def _compiled_signer() -> Any:
+    """The compiled core's ``CampaignSigner`` over Python's character classes (made once, about
+    50 ms), or None when the core is not installed or lacks it."""
+    signer = getattr(CORE, "CampaignSigner", None)
+    return signer(_char_classes()) if signer is not None else None
+
+
 def sign(texts: Sequence[str]) -> Signatures:
-    """MinHash signatures, LSH band keys and word counts of a batch of texts (pure, no state)."""
+    """MinHash signatures, LSH band keys and word counts of a batch of texts (pure, no state).
+
+    In the compiled core when it is installed (rust/vader_core/src/campaigns.rs, the same
+    numbers as ``_sign_numpy``, text by text); a text with a lone surrogate is left to
+    ``_sign_numpy``, which rejects it as it always has (``UnicodeEncodeError``)."""
+    signer = _compiled_signer()
+    if signer is None or not texts:
+        return _sign_numpy(texts)
+    batch = texts if isinstance(texts, list) else list(texts)
+    n = len(batch)
+    minhash, bands, text_key, words, links, fallback = signer.sign(batch)
+    signatures = Signatures(
+        np.frombuffer(minhash, dtype=_U64).reshape(n, BINS),
+        np.frombuffer(bands, dtype=_U64).reshape(n, BANDS),
+        np.frombuffer(text_key, dtype=_U64),
+        np.frombuffer(words, dtype=np.int64),
+        np.frombuffer(links, dtype=np.int64),
+    )
+    if fallback:
+        for column, rows in zip(signatures, _sign_numpy([batch[i] for i in fallback]),
+                                strict=True):  # fmt: skip
+            column[fallback] = rows
+    return signatures
+
+
+def _sign_numpy(texts: Sequence[str]) -> Signatures:
+    """``sign`` in numpy over the whole batch: the reference, and the path without the core."""
     n = len(texts)
     if n == 0:
         empty = np.zeros(0, dtype=_U64)
@@ -243,6 +297,40 @@ def estimated_similarity(a: U64Array, b: U64Array) -> float:
     if both_empty == BINS:
         return 0.0
     return (int(np.count_nonzero(a == b)) - both_empty) / (BINS - both_empty)
+
+
+def _first_in_row(values: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Of ``BANDS`` values per post (flat, post by post): whether each is the first of its value
+    among its post's, or negative. A post that shares several bands with the same other post is
+    compared with it once (the components do not depend on how often a link is seen)."""
+    rows = values.reshape(-1, BANDS)
+    first = np.ones(rows.shape, dtype=bool)
+    for j in range(1, BANDS):
+        column = rows[:, j]
+        for i in range(j):
+            first[:, j] &= rows[:, i] != column
+    flat: npt.NDArray[np.bool_] = (first | (rows < 0)).ravel()
+    return flat
+
+
+def _band_groups(
+    keys: U64Array,
+) -> tuple[U64Array, npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """A batch's band keys grouped by value: the distinct keys, the group of each position, and
+    each group's first and last position. By a hash table in the compiled core when installed
+    (groups in the order they first occur), else by sorting (groups in key order)."""
+    if _BAND_GROUPS is not None:
+        distinct, group, first, last = _BAND_GROUPS(keys)
+        group, first, last = (np.frombuffer(b, dtype=np.int64) for b in (group, first, last))
+        return np.frombuffer(distinct, dtype=_U64), group, first, last
+    order = np.argsort(keys, kind="stable")  # positions in order within a key
+    sorted_keys = keys[order]
+    starts = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
+    firsts = np.flatnonzero(starts)
+    group = np.empty(len(keys), dtype=np.int64)
+    group[order] = np.cumsum(starts) - 1
+    lasts = np.r_[firsts[1:], len(keys)] - 1
+    return sorted_keys[firsts], group, order[firsts], order[lasts]
 
 
 class Post(NamedTuple):
@@ -623,33 +711,30 @@ class CampaignDetector:
         keys = bands.ravel()
         post_of_key = np.repeat(np.arange(m), BANDS)
         usable = keys != 0
-        # the band keys sorted (posts in order within a key): each distinct key is looked up
-        # and stored once, however many posts of the batch share it (templates do)
-        order = np.lexsort((post_of_key, keys))
-        sorted_keys = keys[order]
-        starts = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
-        firsts = np.flatnonzero(starts)
-        group = np.cumsum(starts) - 1  # the distinct key of each sorted position
-        distinct = sorted_keys[firsts].tolist()
+        # each distinct key is looked up and stored once, however many posts of the batch
+        # share it (templates do)
+        distinct_keys, group, first_at, last_at = _band_groups(keys)
+        distinct = distinct_keys.tolist()
 
         # 1. the last kept post of each band, from earlier batches
         get = self._buckets.get
         found = np.fromiter(map(get, distinct, itertools.repeat(-1)), np.int64, len(distinct))
-        hits = np.empty(len(keys), dtype=np.int64)
-        hits[order] = found[group]
+        hits = found[group]
         ok = usable & (hits >= self._oldest) & (hits < seqs[0])
         hit_slot = np.where(ok, hits, 0) % cap
         ok &= self._cluster[hit_slot] >= 0
         ok &= np.abs(self._ts[hit_slot] - ts[post_of_key]) <= self.window
+        ok &= _first_in_row(np.where(ok, hits, -1))
         a_post, a_slot = post_of_key[ok], hit_slot[ok]
-        close = self._similar(sig[a_post], self._signature[a_slot])
+        close = self._similar(sig, a_post, self._signature, a_slot)
         old_post, old_label = a_post[close], self._cluster[a_slot[close]]
 
         # 2. posts of this batch sharing a band: each against the first of them
-        leader = order[firsts[group]]
-        same = (order != leader) & (sorted_keys != 0)
-        b_post, b_lead = post_of_key[order[same]], post_of_key[leader[same]]
-        close = self._similar(sig[b_post], sig[b_lead])
+        lead = post_of_key[first_at][group]  # the first post with each position's key
+        same = usable & (lead != post_of_key)
+        same &= _first_in_row(np.where(same, lead, -1))
+        b_post, b_lead = post_of_key[same], lead[same]
+        close = self._similar(sig, b_post, sig, b_lead)
         close &= np.abs(ts[b_post] - ts[b_lead]) <= self.window
 
         # 3. components; an earlier cluster's label (lower) wins, the oldest of several
@@ -671,8 +756,7 @@ class CampaignDetector:
         ):
             self._merge(gone, into)
         # each band's last post: the batch's last one that has it
-        lasts = np.r_[firsts[1:], len(order)] - 1
-        last_seq = seqs[post_of_key[order[lasts]]].tolist()
+        last_seq = seqs[post_of_key[last_at]].tolist()
         self._buckets.update(zip(distinct, last_seq, strict=True))
         self._buckets.pop(0, None)
 
@@ -685,9 +769,9 @@ class CampaignDetector:
         ends = np.r_[starts[1:], m]
         seq_sorted = seqs[order].tolist()
         ts_sorted = ts[order].tolist()
+        ids_sorted = list(map(self._ids.__getitem__, slots[order].tolist()))
         key_sorted = labels_sorted << 24 | self._author[slots][order]
         low_sorted = self._low[slots][order]
-        ids = self._ids
         # distinct accounts per cluster: (label, account) pairs new to the window count once
         keys, key_first, key_count = np.unique(key_sorted, return_index=True, return_counts=True)
         key_list = keys.tolist()
@@ -700,9 +784,7 @@ class CampaignDetector:
         for label, start, end in zip(labels_sorted[starts].tolist(), starts.tolist(),
                                      ends.tolist(), strict=True):  # fmt: skip
             segment = seq_sorted[start:end]
-            first = min(
-                (t, ids[q % cap]) for t, q in zip(ts_sorted[start:end], segment, strict=True)
-            )
+            first = min(zip(ts_sorted[start:end], ids_sorted[start:end], strict=True))
             cluster = clusters.get(label)
             if cluster is None:
                 cluster = clusters[label] = _Cluster(first)
@@ -746,11 +828,22 @@ class CampaignDetector:
         self._merged.append(members)
 
     def _similar(
-        self, a: npt.NDArray[np.uint32], b: npt.NDArray[np.uint32]
+        self,
+        a: npt.NDArray[np.uint32],
+        a_rows: npt.NDArray[np.int64],
+        b: npt.NDArray[np.uint32],
+        b_rows: npt.NDArray[np.int64],
     ) -> npt.NDArray[np.bool_]:
-        """Row by row: estimated Jaccard similarity of two signature arrays >= threshold."""
-        if len(a) == 0:
+        """Pair by pair: estimated Jaccard similarity of the signatures ``a[a_rows]`` and
+        ``b[b_rows]`` >= threshold (in the compiled core when installed: no rows gathered)."""
+        if len(a_rows) == 0:
             return np.zeros(0, dtype=bool)
+        if _SIMILAR_ROWS is not None:
+            compiled: npt.NDArray[np.bool_] = np.frombuffer(
+                _SIMILAR_ROWS(a, a_rows, b, b_rows, self.threshold), dtype=bool
+            )
+            return compiled
+        a, b = a[a_rows], b[b_rows]
         empty = np.uint32(0xFFFFFFFF)
         both_empty = np.count_nonzero((a == empty) & (b == empty), axis=1)
         equal = np.count_nonzero(a == b, axis=1) - both_empty

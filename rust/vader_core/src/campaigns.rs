@@ -1,0 +1,537 @@
+//! The campaign detector's signatures (`cryptosent.analysis.campaigns.sign`), text by text:
+//! normalise, shingle, one-permutation MinHash, LSH bands, text key, word and link counts.
+//! Mirrors, bit for bit, the numpy reference `_sign_numpy` (a test compares them on 50,000
+//! generated posts and the hard cases). Beside it, two steps of the detector's clustering
+//! (`CampaignDetector._assign`): the similarity of signature pairs and the grouping of band keys.
+//!
+//! Python stays the source of truth for Unicode: a text with a non-ASCII character is lower-cased
+//! by Python's own `str.lower()` (final sigma included), and `\w`, `\d`, `\s` of Python's `re`
+//! and the detector's word table come as one class byte per code point, computed by Python from
+//! the very patterns and table the reference uses. A text with a lone surrogate has no place in
+//! the buffers: its index is handed back for the numpy path to fill its rows.
+
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::PyValueError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::string::PyStringData;
+use pyo3::types::{PyByteArray, PyList, PyString};
+
+const SHINGLE: usize = 5;
+const BINS: usize = 32;
+const BANDS: usize = 8;
+const ROWS: usize = 4;
+const BIN_SHIFT: u32 = 64 - 5; // log2(BINS) top bits pick the bin
+const EMPTY: u64 = u64::MAX;
+const VALUE_MASK: u64 = (1 << BIN_SHIFT) - 1;
+const ROLL: u64 = 0x100000001B3;
+const ROW_MULT: [u64; ROWS] = [
+    0x9E3779B97F4A7C15,
+    0xC2B2AE3D27D4EB4F,
+    0x165667B19E3779F9,
+    0xD6E8FEB86659FD93,
+];
+const CODEPOINTS: usize = 0x110000;
+
+type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+// Class bits of a code point (the table handed over by Python).
+/// `\w` of Python's `re`
+const WORD: u8 = 1;
+/// `\d`
+const DIGIT: u8 = 1 << 1;
+/// `\s`
+const SPACE: u8 = 1 << 2;
+/// kept in normalised text (`campaigns._WORD`); otherwise it becomes a space
+const KEEP: u8 = 1 << 3;
+
+// Code points the normalised text is made of.
+const NL: u32 = b'\n' as u32;
+const SP: u32 = b' ' as u32;
+const LINK: u32 = b'~' as u32;
+const MENTION: u32 = b'@' as u32;
+const CASHTAG: u32 = b'$' as u32;
+const HASHTAG: u32 = b'#' as u32;
+const ZERO: u32 = b'0' as u32;
+
+/// splitmix64's finaliser (`campaigns._mix`).
+#[inline]
+fn mix(h: u64) -> u64 {
+    let h = (h ^ (h >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+    let h = (h ^ (h >> 27)).wrapping_mul(0x94D049BB133111EB);
+    h ^ (h >> 31)
+}
+
+/// A line break inside a text is a space (the reference's join does the same; a carriage
+/// return, which it may keep, becomes a space by the word table all the same).
+#[inline]
+fn line_break_to_space(c: u32) -> u32 {
+    if c == NL || c == 0x0D {
+        SP
+    } else {
+        c
+    }
+}
+
+/// One text's signature, as `_sign_numpy` computes its row.
+struct Row {
+    minhash: [u64; BINS],
+    bands: [u64; BANDS],
+    text_key: u64,
+    words: i64,
+    links: i64,
+}
+
+/// A substitution pass's output, written only once a match is found.
+struct Edit<'o> {
+    out: &'o mut Vec<u32>,
+    /// `s[..done]` is in `out` (as edited) once `found`
+    done: usize,
+    found: bool,
+}
+
+impl<'o> Edit<'o> {
+    fn new(out: &'o mut Vec<u32>) -> Self {
+        Self {
+            out,
+            done: 0,
+            found: false,
+        }
+    }
+
+    /// `s[start..end]` becomes `with`.
+    fn replace(&mut self, s: &[u32], start: usize, end: usize, with: &[u32]) {
+        if !self.found {
+            self.out.clear();
+            self.found = true;
+        }
+        self.out.extend_from_slice(&s[self.done..start]);
+        self.out.extend_from_slice(with);
+        self.done = end;
+    }
+
+    /// Whether anything was replaced; if so `out` holds the whole edited text.
+    fn finish(self, s: &[u32]) -> bool {
+        if self.found {
+            self.out.extend_from_slice(&s[self.done..]);
+        }
+        self.found
+    }
+}
+
+/// The last steps of normalising, character by character: apostrophes join, characters off
+/// the word table become spaces, a space after a space (or at the start) and the third of three
+/// equal characters are dropped (judged on the characters before any is dropped), and a space
+/// at the end.
+struct Collapse<'o> {
+    out: &'o mut Vec<u32>,
+    prev: u32,
+    prev2: u32,
+}
+
+impl<'o> Collapse<'o> {
+    fn new(out: &'o mut Vec<u32>) -> Self {
+        out.clear();
+        Self {
+            out,
+            prev: NL,
+            prev2: NL,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, signer: &CampaignSigner, c: u32) {
+        if c == 0x27 || c == 0x2019 {
+            return;
+        }
+        let c = if signer.has(c, KEEP) { c } else { SP };
+        let (prev, prev2) = (self.prev, self.prev2);
+        if !(c == SP && (prev == SP || prev == NL)) && !(c == prev && c == prev2) {
+            self.out.push(c);
+        }
+        self.prev2 = prev;
+        self.prev = c;
+    }
+
+    fn finish(self) {
+        if self.out.last() == Some(&SP) {
+            self.out.pop();
+        }
+    }
+}
+
+/// Scratch buffers reused from text to text.
+#[derive(Default)]
+struct Scratch {
+    a: Vec<u32>,
+    b: Vec<u32>,
+}
+
+#[pyclass(frozen, module = "cryptosent_vader_core")]
+pub struct CampaignSigner {
+    /// class bits per code point (`WORD`, `DIGIT`, `SPACE`, `KEEP`)
+    classes: Vec<u8>,
+}
+
+impl CampaignSigner {
+    #[inline]
+    fn has(&self, c: u32, bits: u8) -> bool {
+        self.classes[c as usize] & bits != 0
+    }
+
+    /// `_URL_RE.sub(" ~ ", s)`: `https?://\S+|www\.\S+`. Writes `out` and returns true only
+    /// when something is replaced (most texts go through a pass untouched).
+    fn links(&self, s: &[u32], out: &mut Vec<u32>) -> bool {
+        let mut edit = Edit::new(out);
+        let mut i = 0;
+        while i < s.len() {
+            match self.link_end(s, i) {
+                Some(end) => {
+                    edit.replace(s, i, end, &[SP, LINK, SP]);
+                    i = end;
+                }
+                None => i += 1,
+            }
+        }
+        edit.finish(s)
+    }
+
+    /// The end of a link that starts at `i`, if one does.
+    #[inline]
+    fn link_end(&self, s: &[u32], i: usize) -> Option<usize> {
+        let at = |k: usize, want: &[u8]| {
+            s.len() >= k + want.len() && want.iter().zip(&s[k..]).all(|(&w, &c)| c == w as u32)
+        };
+        let body = match s[i] {
+            // backing off the greedy `s?` cannot help: "://" never starts with an "s"
+            0x68 if at(i, b"http") => {
+                let k = if at(i + 4, b"s") { i + 5 } else { i + 4 };
+                if at(k, b"://") {
+                    k + 3
+                } else {
+                    return None;
+                }
+            }
+            0x77 if at(i, b"www.") => i + 4,
+            _ => return None,
+        };
+        let end = s[body..]
+            .iter()
+            .position(|&c| self.has(c, SPACE))
+            .map_or(s.len(), |p| body + p);
+        (end > body).then_some(end)
+    }
+
+    /// After the links: `_MENTION_RE`, `_CASHTAG_RE`, `_HASHTAG_RE` and `_NUMBER_RE`
+    /// substituted, and the characters handed to `out` one by one. One left-to-right pass is the
+    /// reference's four: each match starts at a character the others never consume (a sign
+    /// that is not `\w`, or a digit outside every tag) and the replacements hold no sign or digit
+    /// that a later pattern could match, so the same spans are replaced.
+    fn tags_and_numbers(&self, s: &[u32], out: &mut Collapse<'_>) {
+        let n = s.len();
+        let word_end = |from: usize| {
+            s[from..]
+                .iter()
+                .position(|&c| !self.has(c, WORD))
+                .map_or(n, |p| from + p)
+        };
+        let mut i = 0;
+        while i < n {
+            let c = s[i];
+            let next = s.get(i + 1).copied();
+            let tag = match (c, next) {
+                (MENTION | HASHTAG, Some(x)) => self.has(x, WORD),
+                // [^\W\d_]: a word character that is neither a digit nor the underscore
+                (CASHTAG, Some(x)) => self.has(x, WORD) && !self.has(x, DIGIT) && x != 0x5F,
+                _ => false,
+            };
+            if tag {
+                for x in [SP, c, SP] {
+                    out.push(self, x);
+                }
+                i = word_end(i + 2);
+            } else if self.has(c, DIGIT) {
+                out.push(self, ZERO);
+                i += 1;
+                while i < n && (self.has(s[i], DIGIT) || matches!(s[i], 0x2E | 0x2C | 0x3A)) {
+                    i += 1;
+                }
+            } else {
+                out.push(self, c);
+                i += 1;
+            }
+        }
+    }
+
+    /// `_codepoints` for one lower-cased text in `scratch.a` (line breaks already spaces):
+    /// placeholders, apostrophes, word table, spaces and triple characters collapsed. The
+    /// result is left in `scratch.a`.
+    fn normalise(&self, scratch: &mut Scratch) {
+        let Scratch { a, b } = scratch;
+        if self.links(a, b) {
+            std::mem::swap(a, b);
+        }
+        let mut out = Collapse::new(b);
+        self.tags_and_numbers(a, &mut out);
+        out.finish();
+        std::mem::swap(a, b);
+    }
+
+    /// The signature row of normalised code points.
+    fn row(c: &[u32]) -> Row {
+        let mut minhash = [EMPTY; BINS];
+        for w in c.windows(SHINGLE) {
+            let h = w
+                .iter()
+                .fold(0u64, |h, &x| h.wrapping_mul(ROLL).wrapping_add(x as u64));
+            let h = mix(h);
+            let bin = (h >> BIN_SHIFT) as usize;
+            minhash[bin] = minhash[bin].min(h & VALUE_MASK);
+        }
+        let mut bands = [0u64; BANDS];
+        let mut key = 0u64;
+        for (band, value) in bands.iter_mut().enumerate() {
+            let rows = &minhash[band * ROWS..(band + 1) * ROWS];
+            // a band of empty bins says nothing: short texts would all share it
+            if rows.iter().any(|&v| v != EMPTY) {
+                let sum = rows
+                    .iter()
+                    .zip(ROW_MULT)
+                    .fold(0u64, |s, (&v, m)| s.wrapping_add(v.wrapping_mul(m)));
+                let salt = (band as u64 + 1).wrapping_mul(ROW_MULT[0]);
+                *value = mix(sum.wrapping_add(salt));
+            }
+            key ^= value.wrapping_mul(ROW_MULT[0]);
+        }
+        let is_content = |x: u32| !matches!(x, SP | ZERO | LINK | MENTION | CASHTAG | HASHTAG);
+        let mut words = 0;
+        let mut inside = false;
+        for &x in c {
+            let content = is_content(x);
+            words += (content && !inside) as i64;
+            inside = content;
+        }
+        Row {
+            minhash,
+            bands,
+            text_key: mix(key),
+            words,
+            links: c.iter().filter(|&&x| x == LINK).count() as i64,
+        }
+    }
+
+    /// The lower-cased code points of a text into `out`, line breaks as spaces; false for a
+    /// lone surrogate.
+    fn lowered(text: &Bound<'_, PyString>, out: &mut Vec<u32>) -> PyResult<bool> {
+        out.clear();
+        // SAFETY: the string is alive and immutable while `data` is read
+        if let PyStringData::Ucs1(bytes) = unsafe { text.data() }? {
+            if bytes.is_ascii() {
+                out.extend(
+                    bytes
+                        .iter()
+                        .map(|&b| line_break_to_space(b.to_ascii_lowercase() as u32)),
+                );
+                return Ok(true);
+            }
+        }
+        // Python's own str.lower(): its Unicode tables and the final sigma rule
+        let lower = text.call_method0(intern!(text.py(), "lower"))?;
+        let lower = lower.cast::<PyString>()?;
+        // SAFETY: as above
+        match unsafe { lower.data() }? {
+            PyStringData::Ucs1(s) => out.extend(s.iter().map(|&c| line_break_to_space(c as u32))),
+            PyStringData::Ucs2(s) => out.extend(s.iter().map(|&c| line_break_to_space(c as u32))),
+            PyStringData::Ucs4(s) => out.extend(s.iter().map(|&c| line_break_to_space(c))),
+        }
+        let surrogate = |c: &u32| (0xD800..0xE000).contains(c);
+        Ok(!out.iter().any(surrogate))
+    }
+}
+
+#[pymethods]
+impl CampaignSigner {
+    /// `classes`: one byte per code point (bits 1 `\w`, 2 `\d`, 4 `\s`, 8 kept in normalised
+    /// text), as `cryptosent.analysis.campaigns` computes it.
+    #[new]
+    fn new(classes: &[u8]) -> PyResult<Self> {
+        if classes.len() != CODEPOINTS {
+            return Err(PyValueError::new_err("one class byte per code point"));
+        }
+        Ok(Self {
+            classes: classes.to_vec(),
+        })
+    }
+
+    /// Sign a batch: (minhash, bands, text_key, words, links, fallback). The first five are
+    /// native-endian buffers of `sign`'s arrays (u64 `n * 32`, u64 `n * 8`, u64 `n`, i64 `n`,
+    /// i64 `n`); `fallback` the indices of texts with a lone surrogate, whose rows are left
+    /// zero for the numpy path to fill.
+    #[allow(clippy::type_complexity)]
+    fn sign<'py>(
+        &self,
+        py: Python<'py>,
+        texts: &Bound<'py, PyList>,
+    ) -> PyResult<(
+        Bound<'py, PyByteArray>,
+        Bound<'py, PyByteArray>,
+        Bound<'py, PyByteArray>,
+        Bound<'py, PyByteArray>,
+        Bound<'py, PyByteArray>,
+        Vec<usize>,
+    )> {
+        let n = texts.len();
+        let mut minhash: Vec<u64> = Vec::with_capacity(n * BINS);
+        let mut bands: Vec<u64> = Vec::with_capacity(n * BANDS);
+        let mut text_key: Vec<u64> = Vec::with_capacity(n);
+        let mut words: Vec<i64> = Vec::with_capacity(n);
+        let mut links: Vec<i64> = Vec::with_capacity(n);
+        let mut fallback = Vec::new();
+        let mut scratch = Scratch::default();
+        for (i, item) in texts.iter().enumerate() {
+            let text = item.cast::<PyString>()?;
+            let row = if Self::lowered(text, &mut scratch.a)? {
+                self.normalise(&mut scratch);
+                Self::row(&scratch.a)
+            } else {
+                fallback.push(i);
+                Row {
+                    minhash: [0; BINS],
+                    bands: [0; BANDS],
+                    text_key: 0,
+                    words: 0,
+                    links: 0,
+                }
+            };
+            minhash.extend_from_slice(&row.minhash);
+            bands.extend_from_slice(&row.bands);
+            text_key.push(row.text_key);
+            words.push(row.words);
+            links.push(row.links);
+        }
+        Ok((
+            ne_bytes(py, &minhash)?,
+            ne_bytes(py, &bands)?,
+            ne_bytes(py, &text_key)?,
+            ne_bytes(py, &words)?,
+            ne_bytes(py, &links)?,
+            fallback,
+        ))
+    }
+}
+
+/// A C-contiguous buffer's items (the detector's numpy arrays), or a clear error.
+fn items<'a, T: pyo3::buffer::Element>(buffer: &'a PyBuffer<T>, what: &str) -> PyResult<&'a [T]> {
+    let items = buffer
+        .as_slice_ptr()
+        .ok_or_else(|| PyValueError::new_err(format!("{what}: a C-contiguous array is needed")))?;
+    // SAFETY: the buffer stays exported while it is borrowed, and no Python code runs (the GIL
+    // is held throughout the call), so nothing writes to the array while it is read
+    Ok(unsafe { items.as_ref() })
+}
+
+/// Row `r` of a matrix of signatures, `BINS` values a row.
+fn signature_row(m: &[u32], r: i64) -> PyResult<&[u32]> {
+    usize::try_from(r)
+        .ok()
+        .filter(|&r| (r + 1) * BINS <= m.len())
+        .map(|r| &m[r * BINS..(r + 1) * BINS])
+        .ok_or_else(|| PyValueError::new_err("a row index out of range"))
+}
+
+/// `CampaignDetector._similar`: for each pair `k`, whether the estimated Jaccard similarity of
+/// row `a_rows[k]` of `a` and row `b_rows[k]` of `b` (rows of 32 signature values, all-ones an
+/// empty bin) reaches `threshold`: equal bins among those not empty in both. One byte a pair.
+#[pyfunction]
+pub fn similar_rows<'py>(
+    py: Python<'py>,
+    a: PyBuffer<u32>,
+    a_rows: PyBuffer<i64>,
+    b: PyBuffer<u32>,
+    b_rows: PyBuffer<i64>,
+    threshold: f64,
+) -> PyResult<Bound<'py, PyByteArray>> {
+    let (a, b) = (items(&a, "a")?, items(&b, "b")?);
+    let (a_rows, b_rows) = (items(&a_rows, "a_rows")?, items(&b_rows, "b_rows")?);
+    if a_rows.len() != b_rows.len() {
+        return Err(PyValueError::new_err("one row of a and one of b a pair"));
+    }
+    let mut close = Vec::with_capacity(a_rows.len());
+    for (&ra, &rb) in a_rows.iter().zip(b_rows) {
+        let (x, y) = (signature_row(a, ra)?, signature_row(b, rb)?);
+        let (mut equal, mut both_empty) = (0u32, 0u32);
+        for (&x, &y) in x.iter().zip(y) {
+            equal += (x == y) as u32;
+            both_empty += (x == y && x == u32::MAX) as u32;
+        }
+        let filled = (BINS as u32 - both_empty).max(1);
+        // the reference's float comparison: (equal - both) >= threshold * filled
+        close.push(((equal - both_empty) as f64 >= threshold * filled as f64) as u8);
+    }
+    Ok(PyByteArray::new(py, &close))
+}
+
+/// The batch's LSH band keys grouped by value, in the order they first occur: (distinct keys
+/// u64, each position's group i64, each group's first and last position i64), native-endian.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+pub fn band_groups<'py>(
+    py: Python<'py>,
+    keys: PyBuffer<u64>,
+) -> PyResult<(
+    Bound<'py, PyByteArray>,
+    Bound<'py, PyByteArray>,
+    Bound<'py, PyByteArray>,
+    Bound<'py, PyByteArray>,
+)> {
+    let keys = items(&keys, "keys")?;
+    let mut group_of: Map<u64, i64> = Map::default();
+    group_of.reserve(keys.len());
+    let (mut distinct, mut first, mut last) = (Vec::new(), Vec::new(), Vec::new());
+    let mut group = Vec::with_capacity(keys.len());
+    for (position, &key) in keys.iter().enumerate() {
+        let next = distinct.len() as i64;
+        let g = *group_of.entry(key).or_insert(next);
+        if g == next {
+            distinct.push(key);
+            first.push(position as i64);
+            last.push(position as i64);
+        } else {
+            last[g as usize] = position as i64;
+        }
+        group.push(g);
+    }
+    Ok((
+        ne_bytes(py, &distinct)?,
+        ne_bytes(py, &group)?,
+        ne_bytes(py, &first)?,
+        ne_bytes(py, &last)?,
+    ))
+}
+
+/// Native-endian bytes of 64-bit values, for `np.frombuffer`.
+fn ne_bytes<'py, T: NeBytes>(py: Python<'py>, values: &[T]) -> PyResult<Bound<'py, PyByteArray>> {
+    PyByteArray::new_with(py, values.len() * 8, |bytes| {
+        for (chunk, x) in bytes.chunks_exact_mut(8).zip(values) {
+            chunk.copy_from_slice(&x.ne_bytes());
+        }
+        Ok(())
+    })
+}
+
+/// A 64-bit value as it lies in memory.
+trait NeBytes: Copy {
+    fn ne_bytes(self) -> [u8; 8];
+}
+
+impl NeBytes for u64 {
+    fn ne_bytes(self) -> [u8; 8] {
+        self.to_ne_bytes()
+    }
+}
+
+impl NeBytes for i64 {
+    fn ne_bytes(self) -> [u8; 8] {
+        self.to_ne_bytes()
+    }
+}

@@ -1,0 +1,173 @@
+"""The campaign detector's compiled path (rust/vader_core/src/campaigns.rs) gives exactly what
+its numpy path gives: the signatures of 50,000 generated posts and of the texts where Unicode,
+the substitutions and the collapsing are most fragile, and the detector's verdicts on generated
+streams with campaigns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from benchmarks.campaigns import generated_batches
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cryptosent.analysis import campaigns
+from cryptosent.analysis.campaigns import BANDS, BINS, CampaignDetector, PostColumns, Signatures
+
+COMPILED_SIMILAR_ROWS = campaigns._SIMILAR_ROWS
+COMPILED_BAND_GROUPS = campaigns._BAND_GROUPS
+pytestmark = pytest.mark.skipif(
+    campaigns._compiled_signer() is None
+    or campaigns._SIMILAR_ROWS is None
+    or campaigns._BAND_GROUPS is None,
+    reason="no compiled core",
+)
+
+HARD = [
+    "", " ", "'", "''", "’", "!!!", " , ; ", "...", "\n", "\r", "\r\n", "a\nb", "a\r\nb\rc",
+    "ΟΔΟΣ ΣΑΣ Σ", "ΑΣ. Σ", "aΣ'", "Σ̈a", "ΌΣΟΣ", "İstanbul", "IŞIK ıi İİİ", "ǅ ǈ ǋ", "ẞ ß",
+    "K Å Ω", "ΐ ΰ ﬃ", "ⅷ Ⅻ ² ³ ½", "١٢٣ ٤٥٦ ۷", "१२३ ๓", "𝟏𝟐 𝟎", "٣$btc", "$٣x", "$²x",
+    "$_a $a_1 $é $ß $Σ", "$$btc", "$ btc", "$1btc $btc1", "@@a", "@_", "@ a", "@é", "a@b.c",
+    "##a", "#_", "#1", "#Σ", "http://", "https://", "http:// x", "https://x", "httpS://X.COM/a b",
+    "hTTps://t.co/x?y=1#z @a", "www.", "www.a", "WWW.Ex.com/a", "xhttp://a", "@xhttp://a",
+    "#www.x", "$www.x", "1www.x", "http://a\u00a0b", "http://a\u2003b", "http://a\u200bb",
+    "1,000.5:30x", "1,,2..3", ",5", "0.", "1e5", "v2.0.1", "😀🚀 moon!!!", "🇺🇸🇬🇧", "👨‍👩‍👧",
+    "☕️ ✨ ❤️", "比特币 涨了 100%", "ビットコイン上昇中！🚀", "비트코인 가즈아", "مرحبا بالعالم",
+    "שלום עולם", "\u202eabc\u202c", "a\u200db", "a\ufe0fb", "ｂｔｃ ＢＴＣ ！ １２", "×÷", "©®™",
+    "aaaa bbbbb ccc", "aa  aa", "a   b", " leading", "trailing ", "a\tb\x0bc\x0cd\x1ce\x85f",
+    "\u2028\u2029", "a'''b", "don't won’t", "moooon sooooon", "x" * 5000, "ab " * 2000,
+    "$SOL " * 300, "RT @bob: $BTC to the moon https://t.co/x", "\x00a\x00", "\U0010ffff \ue000",
+]  # fmt: skip
+FRAGMENTS = st.sampled_from(
+    ["a", "B", "z", "Σ", "σ", "ς", "İ", "ı", "I", "ǅ", "ß", "ẞ", "é", "e\u0301", "\u0345",
+     "\u00ad", "'", "’", ".", ",", ":", "-", "_", "$", "@", "#", "~", "0", "7", "١", "²", "𝟏",
+     "http", "https", "://", "www.", " ", "  ", "\n", "\r", "\t", "\u00a0", "\u3000", "🚀",
+     "\ufe0f", "\u200d", "比", "ア", "ع", "!", "xx", "xxx", "aaaa"]
+)  # fmt: skip
+
+
+@pytest.fixture
+def numpy_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The detector without the compiled core."""
+    monkeypatch.setattr(campaigns, "_compiled_signer", lambda: None)
+    monkeypatch.setattr(campaigns, "_SIMILAR_ROWS", None)
+    monkeypatch.setattr(campaigns, "_BAND_GROUPS", None)
+    yield
+
+
+def assert_same(compiled: Signatures, reference: Signatures) -> None:
+    for name, got, want in zip(Signatures._fields, compiled, reference, strict=True):
+        assert got.dtype == want.dtype and got.shape == want.shape, name
+        bad = np.flatnonzero((got != want).reshape(len(want), -1).any(axis=1))
+        assert len(bad) == 0, (name, bad[:10])
+
+
+def test_compiled_signatures_match_numpy_on_50000_generated_posts() -> None:
+    batches, _ = generated_batches(7, 50_000, batch=5_000)
+    for posts in batches:
+        texts = [p.text for p in posts]
+        assert_same(campaigns.sign(texts), campaigns._sign_numpy(texts))
+
+
+def test_compiled_signatures_match_numpy_on_hard_texts() -> None:
+    assert_same(campaigns.sign(HARD), campaigns._sign_numpy(HARD))
+    assert_same(campaigns.sign(HARD[::-1]), campaigns._sign_numpy(HARD[::-1]))
+    for text in HARD:  # alone too: a text's row does not depend on its batch
+        assert_same(campaigns.sign([text]), campaigns._sign_numpy([text]))
+    signed = campaigns.sign(tuple(HARD))  # any sequence
+    assert signed.minhash.shape == (len(HARD), BINS) and signed.bands.shape == (len(HARD), BANDS)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.lists(FRAGMENTS, max_size=20).map("".join), min_size=1, max_size=6))
+def test_compiled_signatures_match_numpy_on_fragile_texts(texts: list[str]) -> None:
+    assert_same(campaigns.sign(texts), campaigns._sign_numpy(texts))
+
+
+def test_empty_texts_in_a_row_keep_the_rows_after_them() -> None:
+    texts = ["a b", "", "", "'", "hello world from the other side", ""]
+    assert campaigns.normalise(texts) == ["a b", "", "", "", "hello world from the other side", ""]
+    alone = campaigns._sign_numpy([texts[4]])
+    for signatures in (campaigns.sign(texts), campaigns._sign_numpy(texts)):
+        assert (signatures.minhash[4] == alone.minhash[0]).all()
+        assert list(signatures.words) == [2, 0, 0, 0, 6, 0]
+
+
+def test_a_lone_surrogate_fails_as_in_numpy() -> None:
+    texts = ["fine", "moon \ud83d soon"]
+    with pytest.raises(UnicodeEncodeError):
+        campaigns._sign_numpy(texts)
+    with pytest.raises(UnicodeEncodeError):
+        campaigns.sign(texts)
+
+
+def test_band_groups_match_numpy(numpy_only: None) -> None:
+    rng = np.random.default_rng(3)
+    keys = rng.integers(0, 40, size=8 * 500).astype(np.uint64)  # many repeats, and 0
+    reference = campaigns._band_groups(keys)
+    numpy_distinct, numpy_group, numpy_first, numpy_last = reference
+    compiled = COMPILED_BAND_GROUPS(keys)
+    distinct, group, first, last = (np.frombuffer(b, dtype=d) for b, d in zip(
+        compiled, (np.uint64, np.int64, np.int64, np.int64), strict=True))  # fmt: skip
+    assert sorted(distinct.tolist()) == numpy_distinct.tolist()
+    assert (distinct[group] == keys).all() and (numpy_distinct[numpy_group] == keys).all()
+    by_key = {int(k): (int(f), int(la)) for k, f, la in zip(distinct, first, last, strict=True)}
+    assert by_key == {
+        int(k): (int(f), int(la))
+        for k, f, la in zip(numpy_distinct, numpy_first, numpy_last, strict=True)
+    }
+
+
+def test_similar_rows_match_numpy(numpy_only: None) -> None:
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 4, size=(300, BINS)).astype(np.uint32)
+    a[rng.random(a.shape) < 0.3] = 0xFFFFFFFF  # empty bins
+    a[7] = 0xFFFFFFFF  # all empty
+    b = a.copy()
+    b[rng.random(b.shape) < 0.2] = 0xFFFFFFFF
+    rows_a = rng.integers(0, 300, size=2_000)
+    rows_b = rng.integers(0, 300, size=2_000)
+    rows_a[:3] = rows_b[:3] = 7
+    for threshold in (0.6, 0.5, 1.0, 0.01):
+        detector = CampaignDetector(threshold=threshold)
+        reference = detector._similar(a, rows_a, b, rows_b)
+        compiled = COMPILED_SIMILAR_ROWS(a, rows_a, b, rows_b, threshold)
+        assert np.frombuffer(compiled, dtype=bool).tolist() == reference.tolist()
+    with pytest.raises(ValueError, match="out of range"):
+        COMPILED_SIMILAR_ROWS(a, rows_a + 300, b, rows_b, 0.6)
+
+
+def verdicts(batches: list[PostColumns], **parameters: float) -> list[object]:
+    """Every batch's flags and revisions, and the campaigns at the end."""
+    detector = CampaignDetector(**parameters)  # type: ignore[arg-type]
+    out: list[object] = []
+    for columns in batches:
+        flags = detector.observe_columns(columns)
+        out.append((flags.spam.tolist(), flags.campaign_ids, flags.revisions))
+    out.append(detector.campaigns())
+    return out
+
+
+STREAMS = [
+    (11, 1_000, {}),
+    (12, 250, {"window": 120.0, "max_posts": 2_000}),
+    (13, 500, {"threshold": 0.5, "min_accounts": 3}),
+]
+
+
+@pytest.mark.parametrize(("seed", "batch", "parameters"), STREAMS)
+def test_verdicts_are_the_same_with_and_without_the_compiled_path(
+    seed: int, batch: int, parameters: dict[str, float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches, truth = generated_batches(seed, 12_000, batch=batch)
+    columns = [PostColumns.of_posts(posts) for posts in batches]
+    compiled = verdicts(columns, **parameters)
+    with monkeypatch.context() as patch:
+        patch.setattr(campaigns, "_compiled_signer", lambda: None)
+        patch.setattr(campaigns, "_SIMILAR_ROWS", None)
+        patch.setattr(campaigns, "_BAND_GROUPS", None)
+        reference = verdicts(columns, **parameters)
+    assert compiled == reference
+    assert compiled[-1] and any(c is not None for c in truth.values())  # campaigns were found

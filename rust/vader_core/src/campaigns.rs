@@ -1,14 +1,16 @@
 //! The campaign detector's signatures (`cryptosent.analysis.campaigns.sign`), text by text:
 //! normalise, shingle, one-permutation MinHash, LSH bands, text key, word and link counts.
 //! Mirrors, bit for bit, the numpy reference `_sign_numpy` (a test compares them on 50,000
-//! generated posts and the hard cases). Beside it, two steps of the detector's clustering
-//! (`CampaignDetector._assign`): the similarity of signature pairs and the grouping of band keys.
+//! generated posts and the hard cases). Beside it, parts of the detector's clustering
+//! (`CampaignDetector._assign`): the similarity of signature pairs, the grouping of the batch's
+//! band keys and the buckets of band keys kept from earlier batches.
 //!
-//! Python stays the source of truth for Unicode: a text with a non-ASCII character is lower-cased
-//! by Python's own `str.lower()` (final sigma included), and `\w`, `\d`, `\s` of Python's `re`
-//! and the detector's word table come as one class byte per code point, computed by Python from
-//! the very patterns and table the reference uses. A text with a lone surrogate has no place in
-//! the buffers: its index is handed back for the numpy path to fill its rows.
+//! Python stays the source of truth for Unicode: `str.lower()` of each code point, and `\w`, `\d`,
+//! `\s` of Python's `re` and the detector's word table, come as tables computed by Python from
+//! the very method, patterns and table the reference uses; a text with a capital sigma (final
+//! sigma depends on the neighbours) or a code point that lowers to several is lower-cased by
+//! `str.lower()` itself. A text with a lone surrogate has no place in the buffers: its index is
+//! handed back for the numpy path.
 
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
@@ -32,6 +34,9 @@ const ROW_MULT: [u64; ROWS] = [
     0xD6E8FEB86659FD93,
 ];
 const CODEPOINTS: usize = 0x110000;
+/// In the lower-case table: this code point is lower-cased by Python (the capital sigma, whose
+/// form depends on its neighbours, and those that lower to several code points).
+const ASK_PYTHON: u32 = u32::MAX;
 
 type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -171,6 +176,8 @@ struct Scratch {
 pub struct CampaignSigner {
     /// class bits per code point (`WORD`, `DIGIT`, `SPACE`, `KEEP`)
     classes: Vec<u8>,
+    /// lower-case form per code point, or `ASK_PYTHON`
+    lower: Vec<u32>,
 }
 
 impl CampaignSigner {
@@ -322,20 +329,19 @@ impl CampaignSigner {
 
     /// The lower-cased code points of a text into `out`, line breaks as spaces; false for a
     /// lone surrogate.
-    fn lowered(text: &Bound<'_, PyString>, out: &mut Vec<u32>) -> PyResult<bool> {
+    fn lowered(&self, text: &Bound<'_, PyString>, out: &mut Vec<u32>) -> PyResult<bool> {
         out.clear();
         // SAFETY: the string is alive and immutable while `data` is read
-        if let PyStringData::Ucs1(bytes) = unsafe { text.data() }? {
-            if bytes.is_ascii() {
-                out.extend(
-                    bytes
-                        .iter()
-                        .map(|&b| line_break_to_space(b.to_ascii_lowercase() as u32)),
-                );
-                return Ok(true);
-            }
+        let done = match unsafe { text.data() }? {
+            PyStringData::Ucs1(s) => self.lower_each(s.iter().map(|&c| c as u32), out),
+            PyStringData::Ucs2(s) => self.lower_each(s.iter().map(|&c| c as u32), out),
+            PyStringData::Ucs4(s) => self.lower_each(s.iter().copied(), out),
+        };
+        if done {
+            return Ok(!out.iter().any(|c| (0xD800..0xE000).contains(c)));
         }
-        // Python's own str.lower(): its Unicode tables and the final sigma rule
+        // Python's own str.lower(): a capital sigma, or a code point that lowers to several
+        out.clear();
         let lower = text.call_method0(intern!(text.py(), "lower"))?;
         let lower = lower.cast::<PyString>()?;
         // SAFETY: as above
@@ -347,19 +353,48 @@ impl CampaignSigner {
         let surrogate = |c: &u32| (0xD800..0xE000).contains(c);
         Ok(!out.iter().any(surrogate))
     }
+
+    /// `str.lower()` code point by code point, line breaks as spaces, into `out`; false (with
+    /// `out` unfinished) at a code point that needs Python.
+    #[inline]
+    fn lower_each(&self, text: impl Iterator<Item = u32>, out: &mut Vec<u32>) -> bool {
+        for c in text {
+            let low = self.lower[c as usize];
+            if low == ASK_PYTHON {
+                return false;
+            }
+            out.push(line_break_to_space(low));
+        }
+        true
+    }
 }
 
 #[pymethods]
 impl CampaignSigner {
     /// `classes`: one byte per code point (bits 1 `\w`, 2 `\d`, 4 `\s`, 8 kept in normalised
-    /// text), as `cryptosent.analysis.campaigns` computes it.
+    /// text); `lower`: per code point its `str.lower()` when that is one code point that does
+    /// not depend on its neighbours, else `0xFFFFFFFF` (native-endian u32). Both as
+    /// `cryptosent.analysis.campaigns` computes them.
     #[new]
-    fn new(classes: &[u8]) -> PyResult<Self> {
-        if classes.len() != CODEPOINTS {
-            return Err(PyValueError::new_err("one class byte per code point"));
+    fn new(classes: &[u8], lower: &[u8]) -> PyResult<Self> {
+        if classes.len() != CODEPOINTS || lower.len() != 4 * CODEPOINTS {
+            return Err(PyValueError::new_err(
+                "one class byte and one lower-case u32 per code point",
+            ));
+        }
+        let lower = lower
+            .chunks_exact(4)
+            .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+            .collect::<Vec<u32>>();
+        if lower
+            .iter()
+            .any(|&c| c != ASK_PYTHON && c as usize >= CODEPOINTS)
+        {
+            return Err(PyValueError::new_err("a lower-case form beyond Unicode"));
         }
         Ok(Self {
             classes: classes.to_vec(),
+            lower,
         })
     }
 
@@ -390,7 +425,7 @@ impl CampaignSigner {
         let mut scratch = Scratch::default();
         for (i, item) in texts.iter().enumerate() {
             let text = item.cast::<PyString>()?;
-            let row = if Self::lowered(text, &mut scratch.a)? {
+            let row = if self.lowered(text, &mut scratch.a)? {
                 self.normalise(&mut scratch);
                 Self::row(&scratch.a)
             } else {
@@ -533,5 +568,58 @@ impl NeBytes for u64 {
 impl NeBytes for i64 {
     fn ne_bytes(self) -> [u8; 8] {
         self.to_ne_bytes()
+    }
+}
+
+/// `CampaignDetector`'s LSH buckets: band key -> arrival number (seq) of the last kept post that
+/// had it. Key 0 (a band of empty bins) is never kept.
+#[pyclass(module = "cryptosent_vader_core")]
+#[derive(Default)]
+pub struct BandBuckets {
+    last: Map<u64, i64>,
+}
+
+#[pymethods]
+impl BandBuckets {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+
+    /// The seq kept for each key, -1 for none (native-endian i64 a key).
+    fn last_posts<'py>(
+        &self,
+        py: Python<'py>,
+        keys: PyBuffer<u64>,
+    ) -> PyResult<Bound<'py, PyByteArray>> {
+        let found: Vec<i64> = items(&keys, "keys")?
+            .iter()
+            .map(|key| self.last.get(key).copied().unwrap_or(-1))
+            .collect();
+        ne_bytes(py, &found)
+    }
+
+    /// Keep `seqs[k]` for `keys[k]` (the later of repeated keys wins).
+    fn update(&mut self, keys: PyBuffer<u64>, seqs: PyBuffer<i64>) -> PyResult<()> {
+        let (keys, seqs) = (items(&keys, "keys")?, items(&seqs, "seqs")?);
+        if keys.len() != seqs.len() {
+            return Err(PyValueError::new_err("one seq a key"));
+        }
+        self.last.reserve(keys.len());
+        for (&key, &seq) in keys.iter().zip(seqs) {
+            if key != 0 {
+                self.last.insert(key, seq);
+            }
+        }
+        Ok(())
+    }
+
+    /// Let go of the keys whose last post came before `seq`.
+    fn forget_before(&mut self, seq: i64) {
+        self.last.retain(|_, &mut s| s >= seq);
+    }
+
+    fn __len__(&self) -> usize {
+        self.last.len()
     }
 }

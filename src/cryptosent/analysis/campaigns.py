@@ -130,9 +130,13 @@ def _word_table() -> npt.NDArray[np.bool_]:
 _WORD: Final = _word_table()
 _RETWEET_TEXT: Final = operator.methodcaller("startswith", "RT @")
 
+_EARLIER: Final = np.tri(BANDS, k=-1, dtype=bool)
+"""``[j, i]``: band ``i`` comes before band ``j``."""
+
 # the compiled core's clustering steps, when installed (rust/vader_core/src/campaigns.rs)
 _SIMILAR_ROWS: Final = getattr(CORE, "similar_rows", None)
 _BAND_GROUPS: Final = getattr(CORE, "band_groups", None)
+_BAND_BUCKETS: Final = getattr(CORE, "BandBuckets", None)
 
 
 class Signatures(NamedTuple):
@@ -198,10 +202,20 @@ def normalise(texts: Sequence[str]) -> list[str]:
     return _codepoints(texts).tobytes().decode("utf-32-le").split("\n")
 
 
-def _char_classes() -> bytes:
+_CODEPOINTS: Final = 0x110000
+_ASK_PYTHON: Final = 0xFFFFFFFF
+_CAPITAL_SIGMA: Final = 0x3A3
+
+
+def _every_code_point() -> str:
+    """All code points in order, lone surrogates included."""
+    codes = np.arange(_CODEPOINTS, dtype=np.uint32)
+    return codes.tobytes().decode("utf-32-le", "surrogatepass")
+
+
+def _char_classes(every: str) -> bytes:
     """One byte per code point for the compiled signer: bits 1, 2, 4 for ``\\w``, ``\\d``,
     ``\\s`` of Python's ``re`` (found by those very patterns), 8 for kept by ``_WORD``."""
-    every = np.arange(0x110000, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
     classes = np.where(_WORD, np.uint8(8), np.uint8(0))
     for bit, pattern in ((1, r"\w+"), (2, r"\d+"), (4, r"\s+")):
         for match in re.finditer(pattern, every):
@@ -209,12 +223,36 @@ def _char_classes() -> bytes:
     return classes.tobytes()
 
 
+def _lower_table(every: str) -> bytes:
+    """Per code point (native-endian u32) for the compiled signer: ``str.lower()`` of it when
+    that is one code point, else ``_ASK_PYTHON``, as for the capital sigma, whose form depends on
+    its neighbours (every other code point lowers alone: CPython's ``lower_ucs4``)."""
+    table = np.empty(_CODEPOINTS, dtype=np.uint32)
+    step = 4096
+    for start in range(0, _CODEPOINTS, step):
+        chunk = every[start : start + step]
+        lowered = chunk.lower()
+        if len(lowered) == len(chunk):  # no code point lowers to several: they line up
+            table[start : start + step] = np.frombuffer(
+                lowered.encode("utf-32-le", "surrogatepass"), dtype=np.uint32
+            )
+        else:
+            table[start : start + step] = [
+                ord(low) if len(low := c.lower()) == 1 else _ASK_PYTHON for c in chunk
+            ]
+    table[_CAPITAL_SIGMA] = _ASK_PYTHON
+    return table.tobytes()
+
+
 @functools.cache
 def _compiled_signer() -> Any:
-    """The compiled core's ``CampaignSigner`` over Python's character classes (made once, about
-    50 ms), or None when the core is not installed or lacks it."""
+    """The compiled core's ``CampaignSigner`` over Python's character classes and lower-case
+    forms (made once, about 0.1 s), or None when the core is not installed or lacks it."""
     signer = getattr(CORE, "CampaignSigner", None)
-    return signer(_char_classes()) if signer is not None else None
+    if signer is None:
+        return None
+    every = _every_code_point()
+    return signer(_char_classes(every), _lower_table(every))
 
 
 def sign(texts: Sequence[str]) -> Signatures:
@@ -304,12 +342,8 @@ def _first_in_row(values: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
     among its post's, or negative. A post that shares several bands with the same other post is
     compared with it once (the components do not depend on how often a link is seen)."""
     rows = values.reshape(-1, BANDS)
-    first = np.ones(rows.shape, dtype=bool)
-    for j in range(1, BANDS):
-        column = rows[:, j]
-        for i in range(j):
-            first[:, j] &= rows[:, i] != column
-    flat: npt.NDArray[np.bool_] = (first | (rows < 0)).ravel()
+    repeated = ((rows[:, :, None] == rows[:, None, :]) & _EARLIER).any(axis=2)
+    flat: npt.NDArray[np.bool_] = (~repeated | (rows < 0)).ravel()
     return flat
 
 
@@ -331,6 +365,43 @@ def _band_groups(
     group[order] = np.cumsum(starts) - 1
     lasts = np.r_[firsts[1:], len(keys)] - 1
     return sorted_keys[firsts], group, order[firsts], order[lasts]
+
+
+class _Buckets:
+    """LSH buckets: band key -> seq of the last kept post that had it (never key 0, a band of
+    empty bins). A hash table in the compiled core when installed, else a dict."""
+
+    __slots__ = ("_last", "_native")
+
+    def __init__(self) -> None:
+        self._native = _BAND_BUCKETS() if _BAND_BUCKETS is not None else None
+        self._last: dict[int, int] = {}
+
+    def last_posts(self, keys: U64Array) -> npt.NDArray[np.int64]:
+        """The seq kept for each key, -1 for none."""
+        if self._native is not None:
+            found: npt.NDArray[np.int64] = np.frombuffer(self._native.last_posts(keys), np.int64)
+            return found
+        get = self._last.get
+        return np.fromiter(map(get, keys.tolist(), itertools.repeat(-1)), np.int64, len(keys))
+
+    def update(self, keys: U64Array, seqs: npt.NDArray[np.int64]) -> None:
+        """Keep ``seqs[k]`` for ``keys[k]``."""
+        if self._native is not None:
+            self._native.update(keys, seqs)
+        else:
+            self._last.update(zip(keys.tolist(), seqs.tolist(), strict=True))
+            self._last.pop(0, None)
+
+    def forget_before(self, seq: int) -> None:
+        """Let go of the keys whose last post came before ``seq``."""
+        if self._native is not None:
+            self._native.forget_before(seq)
+        else:
+            self._last = {k: s for k, s in self._last.items() if s >= seq}
+
+    def __len__(self) -> int:
+        return len(self._native) if self._native is not None else len(self._last)
 
 
 class Post(NamedTuple):
@@ -528,7 +599,7 @@ class CampaignDetector:
         self._oldest = 0
         self._newest = -math.inf
         self._slot_of: dict[str, int] = {}  # id -> seq, for the kept posts
-        self._buckets: dict[int, int] = {}  # LSH band key -> seq of the last post that had it
+        self._buckets = _Buckets()  # LSH band key -> seq of the last post that had it
         self._clusters: dict[int, _Cluster] = {}  # label (seq of its first post) -> cluster
         self._pairs: dict[int, int] = {}  # (label << 24 | author) -> posts kept
         self._author_code: dict[str, int] = {}
@@ -644,17 +715,30 @@ class CampaignDetector:
         changed_authors = self._decide_accounts(np.unique(authors))
 
         # flags: this batch, and the kept posts of clusters and accounts whose verdict changed
-        revisit = [seqs, *self._merged]
+        revisit = [np.zeros(0, dtype=np.int64), *self._merged]
         self._merged = []
         for label in changed_clusters + renamed:
             members = np.array(self._clusters[label].members, dtype=np.int64)
             revisit.append(members[members >= self._oldest])
-        if changed_authors:
-            kept = np.arange(self._oldest, self._seq - n, dtype=np.int64)
-            hit = np.isin(self._author[kept % self.max_posts], changed_authors)
-            revisit.append(kept[hit])
-        rows = np.unique(np.concatenate(revisit))
+        if changed_authors:  # a lookup per kept post, over the ring's one or two stretches
+            changed = np.zeros(len(self._posts), dtype=bool)
+            changed[changed_authors] = True
+            authors_kept = self._in_order(self._author, self._oldest, self._seq - n)
+            revisit.append(self._oldest + np.flatnonzero(changed[authors_kept]))
+        # in order, each once: the batch's posts come after every earlier one
+        earlier = np.concatenate(revisit)
+        rows = np.concatenate((np.unique(earlier[earlier < seqs[0]]), seqs))
         return self._reflag(rows, first_new=int(seqs[0]), renamed=renamed)
+
+    def _in_order(
+        self, column: npt.NDArray[np.int64], start: int, stop: int
+    ) -> npt.NDArray[np.int64]:
+        """A ring buffer's values for the posts ``start`` to ``stop`` (seqs), in that order."""
+        cap = self.max_posts
+        first, length = start % cap, stop - start
+        if first + length <= cap:
+            return column[first : first + length]
+        return np.concatenate((column[first:], column[: first + length - cap]))
 
     def _codes(self, author_ids: list[str]) -> npt.NDArray[np.int64]:
         codes = self._author_code
@@ -713,13 +797,10 @@ class CampaignDetector:
         usable = keys != 0
         # each distinct key is looked up and stored once, however many posts of the batch
         # share it (templates do)
-        distinct_keys, group, first_at, last_at = _band_groups(keys)
-        distinct = distinct_keys.tolist()
+        distinct, group, first_at, last_at = _band_groups(keys)
 
         # 1. the last kept post of each band, from earlier batches
-        get = self._buckets.get
-        found = np.fromiter(map(get, distinct, itertools.repeat(-1)), np.int64, len(distinct))
-        hits = found[group]
+        hits = self._buckets.last_posts(distinct)[group]
         ok = usable & (hits >= self._oldest) & (hits < seqs[0])
         hit_slot = np.where(ok, hits, 0) % cap
         ok &= self._cluster[hit_slot] >= 0
@@ -756,9 +837,7 @@ class CampaignDetector:
         ):
             self._merge(gone, into)
         # each band's last post: the batch's last one that has it
-        last_seq = seqs[post_of_key[last_at]].tolist()
-        self._buckets.update(zip(distinct, last_seq, strict=True))
-        self._buckets.pop(0, None)
+        self._buckets.update(distinct, seqs[post_of_key[last_at]])
 
         # cluster books: members, distinct accounts, low-reach accounts, earliest post
         clusters, pairs = self._clusters, self._pairs
@@ -959,7 +1038,7 @@ class CampaignDetector:
                     del clusters[label]
         self._oldest = end
         if len(self._buckets) > 4 * BANDS * max(self._seq - self._oldest, 4096):
-            self._buckets = {k: s for k, s in self._buckets.items() if s >= end}
+            self._buckets.forget_before(end)
         if len(self._author_code) > 2 * max(self.max_posts, 65_536):
             self._forget_authors()
 

@@ -21,7 +21,8 @@ COMPILED_BAND_GROUPS = campaigns._BAND_GROUPS
 pytestmark = pytest.mark.skipif(
     campaigns._compiled_signer() is None
     or campaigns._SIMILAR_ROWS is None
-    or campaigns._BAND_GROUPS is None,
+    or campaigns._BAND_GROUPS is None
+    or campaigns._BAND_BUCKETS is None,
     reason="no compiled core",
 )
 
@@ -54,6 +55,7 @@ def numpy_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(campaigns, "_compiled_signer", lambda: None)
     monkeypatch.setattr(campaigns, "_SIMILAR_ROWS", None)
     monkeypatch.setattr(campaigns, "_BAND_GROUPS", None)
+    monkeypatch.setattr(campaigns, "_BAND_BUCKETS", None)
     yield
 
 
@@ -78,6 +80,19 @@ def test_compiled_signatures_match_numpy_on_hard_texts() -> None:
         assert_same(campaigns.sign([text]), campaigns._sign_numpy([text]))
     signed = campaigns.sign(tuple(HARD))  # any sequence
     assert signed.minhash.shape == (len(HARD), BINS) and signed.bands.shape == (len(HARD), BANDS)
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["${c} @{c} #{c}{c}{c} 1{c} http://a{c}b",  # the tables: \w, \d, \s, word, lower
+     "ΑΣ{c}Σ {c}Σ"],  # Python's own str.lower (final sigma)
+)  # fmt: skip
+def test_compiled_signatures_match_numpy_for_every_code_point(template: str) -> None:
+    """The compiled signer reads Python's Unicode tables code point by code point: all of them."""
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    for start in range(0, len(chars), 50_000):
+        texts = [template.format(c=c) for c in chars[start : start + 50_000]]
+        assert_same(campaigns.sign(texts), campaigns._sign_numpy(texts))
 
 
 @settings(max_examples=400, deadline=None)
@@ -139,6 +154,42 @@ def test_similar_rows_match_numpy(numpy_only: None) -> None:
         COMPILED_SIMILAR_ROWS(a, rows_a + 300, b, rows_b, 0.6)
 
 
+def test_band_buckets_match_the_dict(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled = campaigns._Buckets()
+    monkeypatch.setattr(campaigns, "_BAND_BUCKETS", None)
+    reference = campaigns._Buckets()
+    rng = np.random.default_rng(9)
+    for step in range(30):
+        keys = rng.integers(0, 3_000, size=400).astype(np.uint64)  # repeats, and key 0
+        seqs = np.arange(step * 400, (step + 1) * 400, dtype=np.int64)
+        asked = rng.integers(0, 3_000, size=500).astype(np.uint64)
+        assert compiled.last_posts(asked).tolist() == reference.last_posts(asked).tolist()
+        for buckets in (compiled, reference):
+            buckets.update(keys, seqs)
+            if step % 7 == 6:
+                buckets.forget_before(step * 400 - 1_000)
+        assert len(compiled) == len(reference)
+    every = np.arange(3_000, dtype=np.uint64)
+    assert compiled.last_posts(every).tolist() == reference.last_posts(every).tolist()
+    assert compiled.last_posts(every)[0] == -1  # a band of empty bins is never kept
+
+
+def test_buckets_of_posts_long_gone_are_let_go() -> None:
+    rng = np.random.default_rng(4)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    detector = CampaignDetector(window=1.0, max_posts=500)
+    for batch in range(45):  # 22,500 posts of their own words: 8 new band keys each
+        words = ["".join(w) for w in rng.choice(letters, size=(500 * 12, 6))]
+        texts = [" ".join(words[i * 12 : (i + 1) * 12]) for i in range(500)]
+        columns = PostColumns(
+            [f"{batch}-{i}" for i in range(500)], [f"a{batch}-{i}" for i in range(500)],
+            np.full(500, 1e9 + 10 * batch), texts, np.full(500, 10, dtype=np.int64),
+            np.zeros(500, dtype=bool), np.zeros(500, dtype=bool))  # fmt: skip
+        detector.observe_columns(columns)
+        assert len(detector._buckets) <= 4 * BANDS * 4096 + 8 * 500
+    assert len(detector._buckets) < 45 * 500 * 8 / 2  # they were let go
+
+
 def verdicts(batches: list[PostColumns], **parameters: float) -> list[object]:
     """Every batch's flags and revisions, and the campaigns at the end."""
     detector = CampaignDetector(**parameters)  # type: ignore[arg-type]
@@ -168,6 +219,7 @@ def test_verdicts_are_the_same_with_and_without_the_compiled_path(
         patch.setattr(campaigns, "_compiled_signer", lambda: None)
         patch.setattr(campaigns, "_SIMILAR_ROWS", None)
         patch.setattr(campaigns, "_BAND_GROUPS", None)
+        patch.setattr(campaigns, "_BAND_BUCKETS", None)
         reference = verdicts(columns, **parameters)
     assert compiled == reference
     assert compiled[-1] and any(c is not None for c in truth.values())  # campaigns were found

@@ -216,10 +216,7 @@ pub struct Scratch {
     offsets: Vec<usize>,
     /// a token's 4-gram hashes, held back until its 3-grams are out (Python's order)
     fours: Vec<u32>,
-    /// every feature index of the current text with its source, repeats included, in
-    /// Python's order
-    candidates: Vec<(u32, Source)>,
-    /// a bit per bucket: the indices seen in the current text (see `dedupe`)
+    /// a bit per bucket: the indices seen in the current text (see `collect_features`)
     seen: Vec<u64>,
     /// distinct feature indices of the current text in first-seen order, with their source
     features: Vec<(u32, Source)>,
@@ -234,7 +231,6 @@ impl Scratch {
             padded: Vec::with_capacity(64),
             offsets: Vec::with_capacity(64),
             fours: Vec::with_capacity(64),
-            candidates: Vec::with_capacity(512),
             seen: vec![0; (BUCKETS / 64) as usize],
             features: Vec::with_capacity(512),
         }
@@ -432,10 +428,12 @@ enum Source {
     Other,
 }
 
-/// Every feature index of the tokens in `scratch` (and of `caps`, `bangs`, `question`) with
-/// where it came from, into `scratch.candidates`, in the order Python's `feature_strings`
-/// yields the strings (hashes are computed without building the strings).
-/// `touch` sees each index as it is found (the scorer asks for its weights early).
+/// The distinct feature indices of the tokens in `scratch` (and of `caps`, `bangs`, `question`)
+/// into `scratch.features`, in first-seen order with where the first hit came from: the order
+/// Python's `feature_strings` yields the strings (hashes are computed without building the
+/// strings). `touch` sees each new index as it is found (the scorer asks for its weights early).
+/// Repeats are told by `scratch.seen`, a bit per bucket (32 KiB: it stays in L1 cache), all
+/// clear between texts: the words this text set are cleared again at the end.
 fn collect_features(
     scratch: &mut Scratch,
     caps: bool,
@@ -449,13 +447,19 @@ fn collect_features(
         padded,
         offsets,
         fours,
-        candidates,
+        seen,
+        features,
         ..
     } = scratch;
-    candidates.clear();
+    features.clear();
     let mut push = |h: u32, src: Source| {
-        touch(h % BUCKETS);
-        candidates.push((h % BUCKETS, src));
+        let index = h % BUCKETS;
+        let (word, bit) = ((index >> 6) as usize, 1u64 << (index & 63));
+        if seen[word] & bit == 0 {
+            seen[word] |= bit;
+            touch(index);
+            features.push((index, src));
+        }
     };
     let mut negated = 0u32;
     // the state after "b|" + previous token + " "
@@ -538,20 +542,6 @@ fn collect_features(
     if caps {
         push(P_CAPS, Source::Other);
     }
-}
-
-/// The distinct indices of `candidates` in first-seen order, with the source of the first hit,
-/// into `features`. `seen` is a bit per bucket (32 KiB: it stays in L1 cache), all clear between
-/// texts: the words this text set are cleared again at the end.
-fn dedupe(candidates: &[(u32, Source)], seen: &mut [u64], features: &mut Vec<(u32, Source)>) {
-    features.clear();
-    for &(index, src) in candidates {
-        let (word, bit) = ((index >> 6) as usize, 1u64 << (index & 63));
-        if seen[word] & bit == 0 {
-            seen[word] |= bit;
-            features.push((index, src));
-        }
-    }
     for &(index, _) in features.iter() {
         seen[(index >> 6) as usize] = 0;
     }
@@ -562,11 +552,6 @@ fn dedupe(candidates: &[(u32, Source)], seen: &mut [u64], features: &mut Vec<(u3
 fn indexed(original: &str, lowered: &str, scratch: &mut Scratch) {
     let (caps, bangs, question) = tokens(original, lowered, scratch);
     collect_features(scratch, caps, bangs, question, |_| {});
-    dedupe(
-        &scratch.candidates,
-        &mut scratch.seen,
-        &mut scratch.features,
-    );
 }
 
 fn feature_text(scratch: &Scratch, src: Source) -> Option<String> {
@@ -712,11 +697,6 @@ impl Student {
         collect_features(scratch, caps, bangs, question, |index| {
             self.prefetch_row(index)
         });
-        dedupe(
-            &scratch.candidates,
-            &mut scratch.seen,
-            &mut scratch.features,
-        );
         let features = &scratch.features;
         let scale = if features.is_empty() {
             0.0

@@ -38,9 +38,10 @@ fn label(compound: f64) -> u8 {
     }
 }
 
-/// `learned.student.dense_features` (compound, pos, neu, neg order in `v` and `c`).
-fn dense_features(v: &[f64; 4], c: &[f64; 4], text: &str, keep: usize) -> Vec<f64> {
-    let mut out = vec![v[0], v[1], v[3], c[0], c[1], c[3]];
+/// `learned.student.dense_features` (compound, pos, neu, neg order in `v` and `c`), into `out`.
+fn dense_features(v: &[f64; 4], c: &[f64; 4], text: &str, keep: usize, out: &mut Vec<f64>) {
+    out.clear();
+    out.extend([v[0], v[1], v[3], c[0], c[1], c[3]]);
     for s in [v, c] {
         out.push((s[0] <= -0.05) as u8 as f64);
         out.push((-0.05 < s[0] && s[0] < 0.05) as u8 as f64);
@@ -51,7 +52,6 @@ fn dense_features(v: &[f64; 4], c: &[f64; 4], text: &str, keep: usize) -> Vec<f6
     out.push(c[0] * cryptoish);
     out.push(cryptoish);
     out.truncate(keep);
-    out
 }
 
 /// `learned.judgement.scores_from_probs`: (compound, pos, neu, neg) and the label code.
@@ -105,6 +105,8 @@ pub fn score_columns<'py>(
     let mut vader_labels = vec![NEUTRAL; n];
     let mut fallback = Vec::new();
     let mut scratch = Scratch::new();
+    // reused for every text: no allocation per text
+    let (mut dense, mut lowered) = (Vec::new(), String::new());
     for (i, item) in texts.iter().enumerate() {
         let string = item.cast::<PyString>()?;
         let text = match string.to_str() {
@@ -121,20 +123,17 @@ pub fn score_columns<'py>(
         vader_labels[i] = label(v[0]);
         let (scores, code, confidence) = if scorable[i] != 0 {
             let c = values(crypto.score_text(py, text)?);
-            let dense = dense_features(&v, &c, text, keep);
+            dense_features(&v, &c, text, keep, &mut dense);
             let (neg, neu, pos, _) = if text.is_ascii() {
-                student.judge(
-                    text,
-                    &text.to_ascii_lowercase(),
-                    &dense,
-                    false,
-                    &mut scratch,
-                )?
+                lowered.clear();
+                lowered.push_str(text);
+                lowered.make_ascii_lowercase();
+                student.judge(text, &lowered, &dense, false, &mut scratch)?
             } else {
                 // Python's own str.lower(): no Unicode table here can differ from it
-                let lowered = string.call_method0("lower")?;
-                let lowered = lowered.cast::<PyString>()?.to_str()?.to_owned();
-                student.judge(text, &lowered, &dense, false, &mut scratch)?
+                let lower = string.call_method0("lower")?;
+                let lower = lower.cast::<PyString>()?.to_str()?;
+                student.judge(text, lower, &dense, false, &mut scratch)?
             };
             let (scores, code) = scores_from_probs(neg, neu, pos);
             let top = if neg > neu { neg } else { neu };

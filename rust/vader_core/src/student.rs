@@ -249,46 +249,56 @@ impl Scratch {
     }
 }
 
-/// Python's `any(len(w) >= 3 and w.isalpha() and w.isupper() for w in text.split() if w.isascii())`:
-/// a run of 3+ ASCII capitals between whitespace. Works on the bytes; only a non-ASCII
-/// character is decoded, to tell Unicode whitespace from a character that spoils the word.
-fn has_caps_word(original: &str) -> bool {
-    if !original.bytes().any(|b| b.is_ascii_uppercase()) {
-        return false;
+/// What `has_caps_word` needs of an ASCII byte: Python's `str.split()` whitespace, a capital.
+const SPLIT_SPACE: u8 = 1;
+const CAPITAL: u8 = 2;
+const CAPS_KIND: [u8; 128] = {
+    let mut table = [0u8; 128];
+    let mut b = 0;
+    while b < 128 {
+        table[b] = match b as u8 {
+            b'\t'..=b'\r' | 0x1c..=b' ' => SPLIT_SPACE,
+            b'A'..=b'Z' => CAPITAL,
+            _ => 0,
+        };
+        b += 1;
     }
+    table
+};
+
+/// Python's `any(len(w) >= 3 and w.isalpha() and w.isupper() for w in text.split() if w.isascii())`:
+/// a run of 3+ ASCII capitals between whitespace. Works on the bytes, with arithmetic instead
+/// of branches (word boundaries come too often to predict); only a non-ASCII character is
+/// decoded, to tell Unicode whitespace from a character that spoils the word.
+fn has_caps_word(original: &str) -> bool {
+    // capitals of the current word so far, or at least SPOILED once it has anything else
+    const SPOILED: u32 = 1 << 31;
+    let caps_word = |capitals: u32| capitals.wrapping_sub(3) < SPOILED - 3;
     let bytes = original.as_bytes();
-    let mut capitals = 0usize;
-    let mut all_capitals = true;
+    let mut capitals = 0u32;
+    let mut found = 0u32;
     let mut i = 0;
-    loop {
-        let (space, capital, width) = match bytes.get(i) {
-            None => (true, false, 1),
-            Some(&b) if b.is_ascii() => (
-                matches!(b, b'\t'..=b'\r' | 0x1c..=b' '),
-                b.is_ascii_uppercase(),
-                1,
-            ),
-            Some(_) => {
-                let c = original[i..].chars().next().unwrap_or(' ');
-                (crate::is_py_space_pub(c), false, c.len_utf8())
+    while i < bytes.len() {
+        let b = bytes[i];
+        let kind = if b.is_ascii() {
+            i += 1;
+            CAPS_KIND[b as usize]
+        } else {
+            let c = original[i..].chars().next().unwrap_or(' ');
+            i += c.len_utf8();
+            if crate::is_py_space_pub(c) {
+                SPLIT_SPACE
+            } else {
+                0
             }
         };
-        if space {
-            if capitals >= 3 && all_capitals {
-                return true;
-            }
-            if i >= bytes.len() {
-                return false;
-            }
-            capitals = 0;
-            all_capitals = true;
-        } else if capital {
-            capitals += 1;
-        } else {
-            all_capitals = false;
-        }
-        i += width;
+        let space = (kind & SPLIT_SPACE) as u32;
+        let capital = (kind & CAPITAL != 0) as u32;
+        found |= space & caps_word(capitals) as u32;
+        let grown = capitals.saturating_add(1) | SPOILED * (1 - capital);
+        capitals = grown * (1 - space);
     }
+    found != 0 || caps_word(capitals)
 }
 
 fn is_web_word(word: &str) -> bool {

@@ -295,7 +295,7 @@ fn has_caps_word(original: &str) -> bool {
         let space = (kind & SPLIT_SPACE) as u32;
         let capital = (kind & CAPITAL != 0) as u32;
         found |= space & caps_word(capitals) as u32;
-        let grown = capitals.saturating_add(1) | SPOILED * (1 - capital);
+        let grown = capitals.saturating_add(1) | (SPOILED * (1 - capital));
         capitals = grown * (1 - space);
     }
     found != 0 || caps_word(capitals)
@@ -317,6 +317,7 @@ fn tokens(original: &str, lowered: &str, scratch: &mut Scratch) -> (bool, usize,
     let mut question = false;
     let mut prev: Option<char> = None;
     let mut run = 0;
+    let mut at = 0;
     for c in lowered.chars() {
         run = if Some(c) == prev { run + 1 } else { 1 };
         prev = Some(c);
@@ -327,10 +328,16 @@ fn tokens(original: &str, lowered: &str, scratch: &mut Scratch) -> (bool, usize,
             chars.push(Char {
                 c,
                 class: class_of(c),
-                at: scratch.text.len() as u32,
+                at,
             });
-            scratch.text.push(c);
+            at += c.len_utf8() as u32;
         }
+    }
+    if at as usize == lowered.len() {
+        // nothing squashed or replaced (the usual case): the text as it came
+        scratch.text.push_str(lowered);
+    } else {
+        scratch.text.extend(chars.iter().map(|ch| ch.c));
     }
     let n = chars.len();
     // a space after the last character: `chars[n].at` is the end, and scans stop there

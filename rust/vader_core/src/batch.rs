@@ -5,6 +5,8 @@
 //! learned analyzer may score, the crypto lexicon, the 15 dense features
 //! (`learned.student.dense_features`), the student's probabilities and `scores_from_probs`.
 
+use std::collections::hash_map::Entry;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
 
@@ -36,6 +38,47 @@ fn label(compound: f64) -> u8 {
     } else {
         NEUTRAL
     }
+}
+
+type CharMap<V> = std::collections::HashMap<char, V, foldhash::fast::RandomState>;
+
+/// Python's `str.lower()` of `text` (the `string` it came from) into `out`. Python maps each
+/// character on its own, except the capital sigma, whose form depends on its neighbours; so
+/// ASCII is lowered here and any other character by Python's own `lower()` of that character
+/// alone, asked once a batch (`lowered` keeps the answers), and a text with a capital sigma is
+/// lowered by Python whole. No Unicode table here can differ from Python's.
+fn python_lower(
+    string: &Bound<'_, PyString>,
+    text: &str,
+    lowered: &mut CharMap<Box<str>>,
+    out: &mut String,
+) -> PyResult<()> {
+    out.clear();
+    if text.is_ascii() {
+        out.push_str(text);
+        out.make_ascii_lowercase();
+        return Ok(());
+    }
+    if text.contains('\u{3A3}') {
+        let whole = string.call_method0("lower")?;
+        out.push_str(whole.cast::<PyString>()?.to_str()?);
+        return Ok(());
+    }
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+            continue;
+        }
+        match lowered.entry(c) {
+            Entry::Occupied(known) => out.push_str(known.get()),
+            Entry::Vacant(new) => {
+                let one = PyString::new(string.py(), c.encode_utf8(&mut [0; 4]));
+                let lower = one.call_method0("lower")?;
+                out.push_str(new.insert(lower.cast::<PyString>()?.to_str()?.into()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `learned.student.dense_features` (compound, pos, neu, neg order in `v` and `c`), into `out`.
@@ -107,6 +150,7 @@ pub fn score_columns<'py>(
     let mut scratch = Scratch::new();
     // reused for every text: no allocation per text
     let (mut dense, mut lowered) = (Vec::new(), String::new());
+    let mut lowered_chars = CharMap::default();
     for (i, item) in texts.iter().enumerate() {
         let string = item.cast::<PyString>()?;
         let text = match string.to_str() {
@@ -124,17 +168,8 @@ pub fn score_columns<'py>(
         let (scores, code, confidence) = if scorable[i] != 0 {
             let c = values(crypto.score_text(py, text)?);
             dense_features(&v, &c, text, keep, &mut dense);
-            let (neg, neu, pos, _) = if text.is_ascii() {
-                lowered.clear();
-                lowered.push_str(text);
-                lowered.make_ascii_lowercase();
-                student.judge(text, &lowered, &dense, false, &mut scratch)?
-            } else {
-                // Python's own str.lower(): no Unicode table here can differ from it
-                let lower = string.call_method0("lower")?;
-                let lower = lower.cast::<PyString>()?.to_str()?;
-                student.judge(text, lower, &dense, false, &mut scratch)?
-            };
+            python_lower(string, text, &mut lowered_chars, &mut lowered)?;
+            let (neg, neu, pos, _) = student.judge(text, &lowered, &dense, false, &mut scratch)?;
             let (scores, code) = scores_from_probs(neg, neu, pos);
             let top = if neg > neu { neg } else { neu };
             (scores, code, if pos > top { pos } else { top })

@@ -40,9 +40,29 @@ HARD = [
     "ビットコイン爆上げ！ガチホ 比特币 暴跌 비트코인 떡상",
 ]
 
+# what the compiled student does its own way: words (ASCII and not, long), numbers and their
+# shapes, negations, emoji sequences, cashtags, mentions, URLs, squashed runs, apostrophes,
+# capitals after Unicode whitespace, and lower-casing (the capital sigma, whose lower form
+# depends on its neighbours, dotted I, titlecase digraphs, ligatures)
+HARDER = [
+    "a" * 300,
+    "supercalifragilistic" * 20 + " éééééééé " + "日本語" * 40,
+    "I don't think $BTC won't moon, never not going up!!! nah nope cannot wont",
+    "isn't it? aren’t we? shouldn't've hasnt-been no-one",
+    "-5% +12.5% −3% 1,000,000.5x $1.5k 3.14159 42nd 2x 10m $5 $5.5% 1.2.3 7,",
+    "https://example.com/a?b=c www.foo.bar http//no www wwwx.y httpx:z HTTP://UP.COM",
+    "😀😀😀😀 👩🏽‍💻 🏳️‍🌈 #️⃣ 🇯🇵 ©® ™ ‼ ⁉ 〰 ↔︎ ⬆ 🀄 \u200b\u200c\u200d\ufe0f",
+    "ALL CAPS HERE AB ABC\u00a0BCD x\u1680XYZW \x1cQRS\x1f TUV\u2028WXY ÀBC AB1 ABCé",
+    "can’t won’t it’s ’tis ''quoted'' 'a' b'c' d'",
+    "heeeello!!!! sooo gooood??? …… ——— $$$ @@@ ###",
+    "@user_1 @ $ $$btc $5 @5 $ btc @-x #tag #123 $BTC/USDT BTC-PERP",
+    "ΣΑΣ ΟΔΟΣ σοφός ΣΣ aΣ Σa ΑΣ. Σ ὈΔΥΣΣΕΎΣ",
+    "ǅemal ǈudi ǋ ẞ ß ﬀ ﬃ İstanbul I ı ŉ ΐ Ⅻ ⓐⒶ Ａｂｃ",
+]
+
 
 def test_compiled_features_equal_python_on_every_labelled_text() -> None:
-    texts = labelled_texts() + HARD
+    texts = labelled_texts() + HARD + HARDER
     assert len(texts) > 4000
     native = core.student_features([(t, t.lower()) for t in texts])
     assert [hashed(t) for t in texts] == native
@@ -52,6 +72,28 @@ def test_compiled_features_equal_python_on_every_labelled_text() -> None:
 @given(st.text(max_size=80))
 def test_compiled_features_equal_python_on_any_text(text: str) -> None:
     assert core.student_features([(text, text.lower())])[0] == hashed(text)
+
+
+def test_compiled_student_equals_python_on_mock_posts_and_hard_cases() -> None:
+    """Features, probabilities, explanations, and the processor's batch columns."""
+    from cryptosent.analysis.learned.analyzers import LABEL_CODES
+    from cryptosent.bench.sentiment import generated_tweets
+
+    texts = generated_tweets(20_000, seed=7) + HARD + HARDER
+    assert core.student_features([(t, t.lower()) for t in texts]) == [hashed(t) for t in texts]
+    native = learned.LearnedAnalyzer(native=True)
+    python = learned.LearnedAnalyzer(native=False)
+    judged = python.judge_many(texts)
+    assert native.judge_many(texts) == judged
+    vader = get_analyzer("vader")
+    columns = native.columns(texts, [None] * len(texts), vader)
+    assert columns is not None
+    n = len(texts)
+    floats = memoryview(columns.floats).cast("d")
+    for i, judgement in enumerate(judged):
+        row = [floats[k * n + i] for k in range(5)]
+        assert row == [*judgement.scores, judgement.confidence]
+        assert LABEL_CODES[columns.labels[i]] == judgement.label
 
 
 def test_compiled_judgements_equal_python() -> None:

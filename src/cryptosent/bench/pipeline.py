@@ -179,7 +179,7 @@ def measure_freshness(
     """created_at -> row committed in PostgreSQL, p50/p95/p99, at a steady generator rate."""
     with sandbox(settings, f"fresh-{label}") as box, tempfile.TemporaryFile("w+") as log:
         processor = subprocess.Popen(
-            box.cli("process", "--verbose", batch_size=5000),
+            box.cli("process", "--verbose"),
             stdout=subprocess.DEVNULL, stderr=log, text=True,
         )  # fmt: skip
         try:

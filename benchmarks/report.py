@@ -26,6 +26,7 @@ ROWS = [
     ("produce", "`generate --rate max` into Kafka, tweets/s", "produce_tweets_per_s"),
     ("process", "1 processor, all sinks, tweets/s (sustained)", "process_tweets_per_s"),
     ("process", "1 processor, CPU s per 1,000 tweets", "process_cpu_s_per_1000"),
+    ("process", "1 processor, peak resident memory, MiB", "process_peak_rss_mib"),
     ("process", "2 processors in one group, tweets/s", "process_tweets_per_s_2_procs"),
     ("freshness", "created_at -> row in PostgreSQL at 2,000/min, p50 s", "freshness_p50_s"),
     ("freshness", "same, p95 s", "freshness_p95_s"),
@@ -105,10 +106,17 @@ def render(result: dict[str, Any], profile: str | None = None) -> str:
             "100,000 tweets with every sink on):",
             "",
             "```",
-            profile.strip(),
+            _without_banner(profile),
             "```",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _without_banner(profile: str) -> str:
+    """pyinstrument's report from its first timing line on (no logo, no temporary paths)."""
+    lines = profile.strip().splitlines()
+    first = next((i for i, line in enumerate(lines) if line[:1].isdigit()), 0)
+    return "\n".join(lines[first:])
 
 
 if __name__ == "__main__":

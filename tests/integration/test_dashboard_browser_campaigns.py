@@ -59,7 +59,9 @@ def test_organic_switch_bot_share_and_campaigns_in_a_browser(  # type: ignore[no
             assert number(metric(page, "Active campaigns")) == campaigns
             assert number(metric(page, "Campaign posts")) == in_campaigns
             # the per-coin bot share and the campaigns table are drawn with rows
+            # (Streamlit draws a page top down: the tables may come after the metrics)
             grids = page.locator("[data-testid=stDataFrame]")
+            grids.nth(2).wait_for(timeout=30_000)
             assert grids.count() >= 3
             assert page.locator("text=No coordinated campaign in this range.").count() == 0
             assert page.locator("text=No coin mentions in this range.").count() == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -197,6 +198,16 @@ class StopSignal:
         return child
 
 
+class ForeignRaise(RuntimeError):
+    """A call raised an object that is not an exception: confluent-kafka's C code raises its
+    `KafkaError` (a plain object) from `Consumer.close()` when the client is torn down under it.
+    No `except BaseException` catches that; `until_stopped` turns it into this, so its caller
+    gets an error instead of waiting for ever on a thread that died."""
+
+    def __init__(self, what: str, raised: object) -> None:
+        super().__init__(f"{what} failed: {type(raised).__name__}: {raised}")
+
+
 def until_stopped(
     stop: StopSignal,
     action: Callable[[], T],
@@ -221,6 +232,8 @@ def until_stopped(
             result: _Result | BaseException = _Result(action())
         except BaseException as err:  # handed over to the caller's thread
             result = err
+        except:  # noqa: E722 - what no `except BaseException` matches: see `ForeignRaise`
+            result = ForeignRaise(what, sys.exc_info()[1])
         with lock:
             late = abandoned
             if not late:

@@ -3,15 +3,24 @@ by it, and the retry loop that reads the error kinds."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import threading
 import time
 
 import pytest
+from confluent_kafka import KafkaError
 
 from cryptosent.errors import TransientError
-from cryptosent.runtime import Backoff, Retry, StopSignal, Unanswered, until_stopped
+from cryptosent.runtime import (
+    Backoff,
+    ForeignRaise,
+    Retry,
+    StopSignal,
+    Unanswered,
+    until_stopped,
+)
 
 
 class Down(TransientError):
@@ -107,6 +116,19 @@ def test_until_stopped_returns_the_result_or_the_error() -> None:
     assert until_stopped(stop, lambda: 42, stopped=RuntimeError) == 42
     with pytest.raises(ZeroDivisionError):
         until_stopped(stop, lambda: 1 // 0, stopped=RuntimeError)
+
+
+def test_until_stopped_reports_a_raised_object_that_is_no_exception() -> None:
+    # confluent-kafka's C code can raise its KafkaError, which is no BaseException: the call
+    # once died with it unseen, and `process --until-idle` waited for ever on it
+    set_error = ctypes.pythonapi.PyErr_SetObject
+    set_error.argtypes, set_error.restype = [ctypes.py_object, ctypes.py_object], None
+    stop = StopSignal()
+    with pytest.raises(ForeignRaise, match=r"^close the consumer failed: KafkaError: KafkaError"):
+        until_stopped(
+            stop, lambda: set_error(KafkaError, KafkaError(KafkaError._DESTROY)),
+            stopped=RuntimeError, what="close the consumer",
+        )  # fmt: skip
 
 
 def test_until_stopped_gives_up_a_hanging_call_after_the_grace() -> None:

@@ -29,7 +29,7 @@ from cryptosent.model import FUTURE_MARGIN
 from cryptosent.processor.checkpoint import Checkpoint
 from cryptosent.processor.dead_letters import DeadLetters
 from cryptosent.processor.transform import Message, Scorer, decode
-from cryptosent.runtime import Retry, StopSignal, until_stopped
+from cryptosent.runtime import ForeignRaise, Retry, StopSignal, until_stopped
 from cryptosent.sinks.base import Sink, Written
 
 log = logging.getLogger("cryptosent.process")
@@ -228,7 +228,9 @@ class Processor:
     def _close_consumer(self) -> None:
         """Leave the group. With the broker down, close() waits 30 s for the commit in flight:
         once stopped it gets the stop's grace and is then left behind (the sinks' stored offsets
-        keep the truth; the group drops this member after its session timeout)."""
+        keep the truth; the group drops this member after its session timeout). A close that
+        fails (librdkafka torn down under it while a rebalance reads committed offsets) is
+        logged: everything consumed is stored already."""
         try:
             until_stopped(
                 self.stop, self.consumer.close, what="close the consumer",
@@ -238,7 +240,7 @@ class Processor:
                     "the sinks' stored offsets keep the truth"
                 ),
             )  # fmt: skip
-        except KafkaUnavailable as err:
+        except (KafkaUnavailable, KafkaException, ForeignRaise) as err:
             log.warning("%s", err)
 
     def handle(self, messages: Sequence[Message]) -> None:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +70,8 @@ def topic(settings: Settings) -> Iterator[str]:
         future.result(timeout=30)
 
 
-@pytest.fixture
-def database_url(settings: Settings, stack: Stack) -> Iterator[str]:
+@contextmanager
+def fresh_database(settings: Settings, stack: Stack) -> Iterator[str]:
     """A fresh, migrated database owned by the app role; its URL; dropped afterwards."""
     name = f"test_{uuid.uuid4().hex[:10]}"
     admin = stack.postgres.admin_conninfo()
@@ -81,6 +82,13 @@ def database_url(settings: Settings, stack: Stack) -> Iterator[str]:
     yield url
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def database_url(settings: Settings, stack: Stack) -> Iterator[str]:
+    """A fresh, migrated database owned by the app role; its URL; dropped afterwards."""
+    with fresh_database(settings, stack) as url:
+        yield url
 
 
 class Pipeline:

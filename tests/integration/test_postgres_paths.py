@@ -4,14 +4,13 @@ batches, a batch with a repeated id, a batch replayed after it was stored, and r
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pyarrow as pa
 import pytest
-from psycopg import sql
+from conftest import fresh_database
 
 from cryptosent.analysis.campaigns import CampaignDetector
 from cryptosent.batch import SCHEMA, ScoredBatch
@@ -21,7 +20,6 @@ from cryptosent.processor.transform import Decoded, Scorer
 from cryptosent.runtime import Backoff, Retry
 from cryptosent.sinks import postgres
 from cryptosent.sinks.database import Database
-from cryptosent.sinks.migrations import migrate
 from cryptosent.sinks.offsets import OffsetStore
 from cryptosent.sources.mock import MockGenerator
 from cryptosent.sources.mock_campaigns import CampaignMock
@@ -68,15 +66,8 @@ def _batches() -> list[ScoredBatch]:
 @pytest.fixture
 def second_database(settings: Settings, stack: Stack) -> Iterator[str]:
     """Another fresh, migrated database; its URL."""
-    name = f"test_{uuid.uuid4().hex[:10]}"
-    admin = stack.postgres.admin_conninfo()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {} owner cryptosent").format(sql.Identifier(name)))
-    url = settings.database_dsn().rsplit("/", 1)[0] + "/" + name
-    migrate(url)
-    yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
+    with fresh_database(settings, stack) as url:
+        yield url
 
 
 def _store(url: str, batches: list[ScoredBatch]) -> tuple[list[int], dict[str, list[object]]]:

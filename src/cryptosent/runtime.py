@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, TypeVar
 
-from cryptosent.errors import TransientError
+from cryptosent.errors import FatalError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -198,11 +198,12 @@ class StopSignal:
         return child
 
 
-class ForeignRaise(RuntimeError):
+class ForeignRaise(FatalError):
     """A call raised an object that is not an exception: confluent-kafka's C code raises its
     `KafkaError` (a plain object) from `Consumer.close()` when the client is torn down under it.
     No `except BaseException` catches that; `until_stopped` turns it into this, so its caller
-    gets an error instead of waiting for ever on a thread that died."""
+    gets an error instead of waiting for ever on a thread that died. Fatal: no retry is known to
+    cure a library that raises so; a caller that can go on (closing a consumer) logs it."""
 
     def __init__(self, what: str, raised: object) -> None:
         super().__init__(f"{what} failed: {type(raised).__name__}: {raised}")

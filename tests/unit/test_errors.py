@@ -57,6 +57,7 @@ def test_every_error_class_derives_from_a_kind() -> None:
     [
         ("cryptosent.kafka.KafkaUnavailable", TransientError),
         ("cryptosent.kafka.MissingTopic", FatalError),
+        ("cryptosent.runtime.ForeignRaise", FatalError),
         ("cryptosent.sinks.database.DatabaseUnavailable", TransientError),
         ("cryptosent.sinks.lake.LakeUnavailable", TransientError),
         ("cryptosent.sinks.lake.LakeError", FatalError),

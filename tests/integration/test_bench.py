@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -33,4 +34,7 @@ def test_quick_bench_writes_every_figure(stack: Stack, tmp_path: Path) -> None:
     assert figures["sentiment_vader_exact"] is True
     assert figures["machine"]["cores"] >= 1 and figures["date"]
     assert figures["process_count"] == 10_000
+    # a quick run fits one batch: its rate is the whole run's, never "nan"
+    for key in ("process_tweets_per_s", "process_tweets_per_s_2_procs"):
+        assert math.isfinite(figures[key]) and figures[key] > 0, (key, figures[key])
     assert "produce_tweets_per_s" in result.stdout

@@ -8,6 +8,7 @@ over the environment and `.env`.
 
 from __future__ import annotations
 
+import math
 import re
 import resource
 import shutil
@@ -159,6 +160,10 @@ def measure_process(settings: Settings, count: int, processes: int = 1) -> dict[
         # sustained: the rows committed after the first commit over the time to the last one
         # (counting the first batch too would flatter large batches: 10 of 20,000 by 11 %)
         rate = sustained_rate(box.database_url, "tweets")
+        if math.isnan(rate):
+            # everything landed in one commit (`--quick`: fewer tweets than a batch holds), so
+            # there is no "after the first commit": the whole run, start-up included, instead
+            rate = count / wall
         cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         peaks = [re.search(r"peak memory ([\d,]+) MiB", stdout) for stdout, _ in outputs]
     suffix = "" if processes == 1 else f"_{processes}_procs"

@@ -1,6 +1,7 @@
-"""PostgreSQL partitions and retention (docs/storage.md) against the real server: migration 0007
-keeps every row, the sink stores a replayed tweet once and posts dated anywhere, retention drops
-whole days while the aggregates stay exact, and 60 days at 30 days' retention stay flat."""
+"""PostgreSQL partitions and retention (docs/storage.md) against the real server: migrations 0007
+and 0008 keep every row, the sink stores a replayed tweet once and posts dated anywhere,
+retention drops whole days while the aggregates stay exact, and 60 days at 30 days' retention
+stay flat."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def day_names(conn: psycopg.Connection, table: str) -> list[str]:
     return [p.name for p in retention.partitions(conn, table)]
 
 
-def test_migration_0007_keeps_every_row(empty_database: str) -> None:
+def test_migrations_0007_0008_keep_every_row(empty_database: str) -> None:
     url = empty_database
     migrate_to(url, 6)
     start = datetime.combine(TODAY - 5 * DAY, datetime.min.time(), tzinfo=UTC)
@@ -81,7 +82,7 @@ def test_migration_0007_keeps_every_row(empty_database: str) -> None:
         assert before["tweets"][0] == 3004  # type: ignore[index]
 
     applied = [m.label for m in migrate(url)]
-    assert applied == ["0007 partitioned_tweets"]
+    assert applied == ["0007 partitioned_tweets", "0008 tweet_coins_by_time"]
 
     with psycopg.connect(url, autocommit=True) as conn:
         assert snapshot(conn) == before
@@ -103,8 +104,14 @@ def test_migration_0007_keeps_every_row(empty_database: str) -> None:
             " where contype = 'p' and conrelid in ('tweets'::regclass, 'tweet_coins'::regclass)"
             " order by 1"
         ).fetchall()
-        assert keys == [("tweet_coins", "PRIMARY KEY (coin, tweet_id, created_at)"),
+        assert keys == [("tweet_coins", "PRIMARY KEY (coin, created_at, tweet_id)"),
                         ("tweets", "PRIMARY KEY (id, created_at)")]  # fmt: skip
+        # 0008: the key serves a coin's latest mentions, so it is the table's only index
+        indexes = conn.execute(
+            "select indexrelid::regclass::text from pg_index"
+            " where indrelid = 'tweet_coins'::regclass"
+        ).fetchall()
+        assert indexes == [("tweet_coins_pkey",)]
     assert migrate(url) == []
 
 

@@ -97,7 +97,6 @@ _DROP_INDEXES = (
     "alter table tweets drop constraint tweets_pkey",
     "drop index tweets_created_at_idx",
     "alter table tweet_coins drop constraint tweet_coins_pkey",
-    "drop index tweet_coins_coin_created_idx",
     "alter table coin_minute drop constraint coin_minute_pkey",
     "drop index coin_minute_minute_idx",
 )
@@ -105,8 +104,7 @@ _CREATE_INDEXES = (
     "alter table tweets add constraint tweets_pkey primary key (id, created_at)",
     "create index tweets_created_at_idx on tweets (created_at desc)",
     "alter table tweet_coins add constraint tweet_coins_pkey"
-    " primary key (coin, tweet_id, created_at)",
-    "create index tweet_coins_coin_created_idx on tweet_coins (coin, created_at desc)",
+    " primary key (coin, created_at, tweet_id)",
     "alter table coin_minute add constraint coin_minute_pkey primary key (coin, minute)",
     "create index coin_minute_minute_idx on coin_minute (minute)",
 )

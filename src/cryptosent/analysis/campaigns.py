@@ -45,7 +45,7 @@ import itertools
 import math
 import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -515,6 +515,23 @@ class ColumnFlags(NamedTuple):
     """As ``Observation.revisions``."""
 
 
+def _linked_roots(links: Iterable[tuple[int, int]]) -> dict[int, int]:
+    """Labels joined by links (pairs), each set under its lowest: label -> that lowest, for the
+    labels that are not the lowest of their set."""
+    parent: dict[int, int] = {}
+
+    def root(label: int) -> int:
+        while (up := parent.get(label, label)) != label:
+            label = up
+        return label
+
+    for a, b in links:
+        a, b = root(a), root(b)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return {label: root(label) for label in parent}
+
+
 def _wilson_lower(successes: int, n: int, z: float = 1.645) -> float:
     """Lower end of the one-sided 95 % Wilson interval of a proportion."""
     if n == 0:
@@ -829,13 +846,15 @@ class CampaignDetector:
             np.minimum.at(value, v, low)
             if np.array_equal(before, value):
                 break
+        # earlier clusters that this batch joined become one, under the oldest label: an earlier
+        # cluster can meet several components of the batch and a component several earlier
+        # clusters, so the labels these links join form sets, each under its lowest label
+        roots = _linked_roots(zip(old_label.tolist(), value[old_post].tolist(), strict=True))
+        for label, root in roots.items():
+            value[value == label] = root
         self._cluster[seqs % cap] = value
-        # earlier clusters that this batch joined become one, under the oldest label
-        joined = value[old_post] < old_label
-        for gone, into in sorted(
-            set(zip(old_label[joined].tolist(), value[old_post][joined].tolist(), strict=True))
-        ):
-            self._merge(gone, into)
+        for gone in sorted(roots):
+            self._merge(gone, roots[gone])
         # each band's last post: the batch's last one that has it
         self._buckets.update(distinct, seqs[post_of_key[last_at]])
 
@@ -883,10 +902,10 @@ class CampaignDetector:
     def _merge(self, gone: int, into: int) -> None:
         """Fold cluster ``gone`` into ``into``: its kept posts, accounts and earliest post."""
         clusters, pairs, cap = self._clusters, self._pairs, self.max_posts
-        source = clusters.pop(gone, None)
-        target = clusters.get(into)
-        if source is None or target is None:
-            return
+        source, target = clusters.get(gone), clusters.get(into)
+        if source is None or target is None:  # every kept post's label has its cluster
+            raise AssertionError(f"merging cluster {gone} into {into}: one of them is gone")
+        del clusters[gone]
         members = np.array(source.members, dtype=np.int64)
         members = members[members >= self._oldest]
         slots = members % cap

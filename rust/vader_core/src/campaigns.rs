@@ -494,16 +494,23 @@ pub fn similar_rows<'py>(
     let mut close = Vec::with_capacity(a_rows.len());
     for (&ra, &rb) in a_rows.iter().zip(b_rows) {
         let (x, y) = (signature_row(a, ra)?, signature_row(b, rb)?);
-        let (mut equal, mut both_empty) = (0u32, 0u32);
-        for (&x, &y) in x.iter().zip(y) {
-            equal += (x == y) as u32;
-            both_empty += (x == y && x == u32::MAX) as u32;
-        }
-        let filled = (BINS as u32 - both_empty).max(1);
-        // the reference's float comparison: (equal - both) >= threshold * filled
-        close.push(((equal - both_empty) as f64 >= threshold * filled as f64) as u8);
+        close.push(similar(x, y, threshold) as u8);
     }
     Ok(PyByteArray::new(py, &close))
+}
+
+/// Whether two signature rows are similar enough: equal bins among those not empty in both
+/// reach `threshold` of the bins filled in either, compared in floating point as the reference
+/// does (`(equal - both) >= threshold * max(filled, 1)`).
+#[inline]
+fn similar(x: &[u32], y: &[u32], threshold: f64) -> bool {
+    let (mut equal, mut both_empty) = (0u32, 0u32);
+    for (&x, &y) in x.iter().zip(y) {
+        equal += (x == y) as u32;
+        both_empty += (x == y && x == u32::MAX) as u32;
+    }
+    let filled = (BINS as u32 - both_empty).max(1);
+    (equal - both_empty) as f64 >= threshold * filled as f64
 }
 
 /// The batch's LSH band keys grouped by value, in the order they first occur: (distinct keys
@@ -622,4 +629,166 @@ impl BandBuckets {
     fn __len__(&self) -> usize {
         self.last.len()
     }
+}
+
+/// Per band key of a batch, while its posts are linked: the first eligible post that has it,
+/// the seq of the last kept post from earlier batches that had it (-1: none), and the seq of
+/// the batch's last post that has it.
+struct KeySeen {
+    lead: usize,
+    hit: i64,
+    last: i64,
+}
+
+/// The root of `x`'s set, halving the path on the way.
+fn root(parent: &mut [usize], mut x: usize) -> usize {
+    while parent[x] != x {
+        parent[x] = parent[parent[x]];
+        x = parent[x];
+    }
+    x
+}
+
+/// `CampaignDetector._link_numpy` in one pass: cluster the batch's eligible posts (`rows` of the
+/// batch, whose first post has seq `first_seq`). A post is linked, band by band and once per
+/// other post, to the last kept post of an earlier batch that had the band (when that post is
+/// still kept, in a cluster and within `window` seconds) and to the batch's first post with the
+/// band (within `window`), when their signatures are `similar`. Each post's label is the lowest
+/// of its seq and the labels of the earlier posts it links to, then the lowest over its
+/// connected component of batch links. The buckets then keep each band's last post of the
+/// batch. Returns (labels, linked posts, their earlier clusters' labels), native-endian i64:
+/// the labels one per eligible post, the last two one per link to an earlier cluster.
+#[pyfunction]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+pub fn link_batch<'py>(
+    py: Python<'py>,
+    buckets: &Bound<'py, BandBuckets>,
+    rows: PyBuffer<i64>,
+    first_seq: i64,
+    ts: PyBuffer<f64>,
+    bands: PyBuffer<u64>,
+    minhash: PyBuffer<u64>,
+    ring_cluster: PyBuffer<i64>,
+    ring_ts: PyBuffer<f64>,
+    ring_signature: PyBuffer<u32>,
+    oldest: i64,
+    window: f64,
+    threshold: f64,
+) -> PyResult<(
+    Bound<'py, PyByteArray>,
+    Bound<'py, PyByteArray>,
+    Bound<'py, PyByteArray>,
+)> {
+    let (ts, bands) = (items(&ts, "ts")?, items(&bands, "bands")?);
+    let minhash = items(&minhash, "minhash")?;
+    let n = ts.len();
+    if bands.len() != n * BANDS || minhash.len() != n * BINS {
+        return Err(PyValueError::new_err(
+            "one time, BANDS keys and BINS values a post",
+        ));
+    }
+    let cluster = items(&ring_cluster, "ring_cluster")?;
+    let (ring_ts, ring_signature) = (
+        items(&ring_ts, "ring_ts")?,
+        items(&ring_signature, "ring_signature")?,
+    );
+    let cap = cluster.len();
+    if cap == 0 || ring_ts.len() != cap || ring_signature.len() != cap * BINS {
+        return Err(PyValueError::new_err(
+            "ring buffers of one length, BINS values a slot",
+        ));
+    }
+    let rows = items(&rows, "rows")?
+        .iter()
+        .map(|&r| {
+            usize::try_from(r)
+                .ok()
+                .filter(|&r| r < n)
+                .ok_or_else(|| PyValueError::new_err("a row index out of range"))
+        })
+        .collect::<PyResult<Vec<usize>>>()?;
+    let m = rows.len();
+    let seqs: Vec<i64> = rows.iter().map(|&r| first_seq + r as i64).collect();
+    let post_ts: Vec<f64> = rows.iter().map(|&r| ts[r]).collect();
+    // the low 32 bits of each value suffice to compare (as the ring keeps them)
+    let signature: Vec<u32> = rows
+        .iter()
+        .flat_map(|&r| minhash[r * BINS..(r + 1) * BINS].iter().map(|&v| v as u32))
+        .collect();
+    let row_of = |i: usize| &signature[i * BINS..(i + 1) * BINS];
+    let slot_row = |s: usize| &ring_signature[s * BINS..(s + 1) * BINS];
+
+    let mut buckets = buckets.borrow_mut();
+    let mut seen: Map<u64, KeySeen> = Map::default();
+    seen.reserve(m * BANDS);
+    let mut labels = seqs.clone();
+    let (mut old_post, mut old_label) = (Vec::new(), Vec::new());
+    let mut links: Vec<(usize, usize)> = Vec::new();
+    let before_batch = seqs.first().copied().unwrap_or(first_seq);
+    for (i, &r) in rows.iter().enumerate() {
+        // the earlier posts and batch leads already compared with this post
+        let (mut hits, mut leads) = ([0i64; BANDS], [0usize; BANDS]);
+        let (mut n_hits, mut n_leads) = (0, 0);
+        for &key in &bands[r * BANDS..(r + 1) * BANDS] {
+            let entry = seen.entry(key).or_insert_with(|| KeySeen {
+                lead: i,
+                hit: buckets.last.get(&key).copied().unwrap_or(-1),
+                last: seqs[i],
+            });
+            entry.last = seqs[i];
+            let (lead, hit) = (entry.lead, entry.hit);
+            if key == 0 {
+                continue; // a band of empty bins says nothing
+            }
+            if hit >= oldest && hit < before_batch && !hits[..n_hits].contains(&hit) {
+                let slot = (hit as usize) % cap;
+                let label = cluster[slot];
+                if label >= 0 && (ring_ts[slot] - post_ts[i]).abs() <= window {
+                    hits[n_hits] = hit;
+                    n_hits += 1;
+                    if similar(row_of(i), slot_row(slot), threshold) {
+                        old_post.push(i as i64);
+                        old_label.push(label);
+                        labels[i] = labels[i].min(label);
+                    }
+                }
+            }
+            if lead != i && !leads[..n_leads].contains(&lead) {
+                leads[n_leads] = lead;
+                n_leads += 1;
+                if similar(row_of(i), row_of(lead), threshold)
+                    && (post_ts[i] - post_ts[lead]).abs() <= window
+                {
+                    links.push((i, lead));
+                }
+            }
+        }
+    }
+    for (&key, entry) in &seen {
+        if key != 0 {
+            buckets.last.insert(key, entry.last);
+        }
+    }
+
+    // components of the batch's links: each takes its lowest label
+    let mut parent: Vec<usize> = (0..m).collect();
+    for (u, v) in links {
+        let (a, b) = (root(&mut parent, u), root(&mut parent, v));
+        if a != b {
+            parent[a.max(b)] = a.min(b);
+        }
+    }
+    let mut lowest = vec![i64::MAX; m];
+    for i in 0..m {
+        let r = root(&mut parent, i);
+        lowest[r] = lowest[r].min(labels[i]);
+    }
+    for i in 0..m {
+        labels[i] = lowest[root(&mut parent, i)];
+    }
+    Ok((
+        ne_bytes(py, &labels)?,
+        ne_bytes(py, &old_post)?,
+        ne_bytes(py, &old_label)?,
+    ))
 }

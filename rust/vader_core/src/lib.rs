@@ -966,6 +966,7 @@ fn cryptosent_vader_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(campaigns::similar_rows, m)?)?;
     m.add_function(wrap_pyfunction!(campaigns::band_groups, m)?)?;
     m.add_class::<campaigns::BandBuckets>()?;
+    m.add_function(wrap_pyfunction!(campaigns::link_batch, m)?)?;
     m.add("BATCH_FLOAT_COLUMNS", batch::FLOAT_COLUMNS)?;
     m.add_function(wrap_pyfunction!(student::student_features, m)?)?;
     m.add("STUDENT_BUCKETS", student::BUCKETS)?;

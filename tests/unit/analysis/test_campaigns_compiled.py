@@ -18,11 +18,13 @@ from cryptosent.analysis.campaigns import BANDS, BINS, CampaignDetector, PostCol
 
 COMPILED_SIMILAR_ROWS = campaigns._SIMILAR_ROWS
 COMPILED_BAND_GROUPS = campaigns._BAND_GROUPS
+COMPILED_LINK_BATCH = campaigns._LINK_BATCH
 pytestmark = pytest.mark.skipif(
     campaigns._compiled_signer() is None
     or campaigns._SIMILAR_ROWS is None
     or campaigns._BAND_GROUPS is None
-    or campaigns._BAND_BUCKETS is None,
+    or campaigns._BAND_BUCKETS is None
+    or campaigns._LINK_BATCH is None,
     reason="no compiled core",
 )
 
@@ -56,6 +58,7 @@ def numpy_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(campaigns, "_SIMILAR_ROWS", None)
     monkeypatch.setattr(campaigns, "_BAND_GROUPS", None)
     monkeypatch.setattr(campaigns, "_BAND_BUCKETS", None)
+    monkeypatch.setattr(campaigns, "_LINK_BATCH", None)
     yield
 
 
@@ -220,6 +223,108 @@ def test_verdicts_are_the_same_with_and_without_the_compiled_path(
         patch.setattr(campaigns, "_SIMILAR_ROWS", None)
         patch.setattr(campaigns, "_BAND_GROUPS", None)
         patch.setattr(campaigns, "_BAND_BUCKETS", None)
+        patch.setattr(campaigns, "_LINK_BATCH", None)
         reference = verdicts(columns, **parameters)
     assert compiled == reference
     assert compiled[-1] and any(c is not None for c in truth.values())  # campaigns were found
+
+
+def detector_state(detector: CampaignDetector) -> dict[str, object]:
+    """Everything the detector keeps between batches, comparable with ``==``."""
+    rings = ("_ts", "_author", "_low", "_link", "_link_only", "_repeat", "_cluster", "_signature",
+             "_spam", "_campaign", "_posts", "_links", "_repeats", "_last_text", "_author_low",
+             "_bot")  # fmt: skip
+    return {
+        "clusters": {
+            label: (c.earliest, c.members, c.accounts, c.low, c.campaign)
+            for label, c in detector._clusters.items()
+        },
+        "pairs": detector._pairs,
+        "ids": detector._ids,
+        "slot_of": detector._slot_of,
+        "numbers": (detector._seq, detector._oldest, detector._newest, len(detector._buckets)),
+        "authors": detector._author_code,
+        "renamed": detector._renamed,
+        "merged": [m.tolist() for m in detector._merged],
+        **{name: getattr(detector, name).tobytes() for name in rings},
+    }
+
+
+LONG_STREAMS = [  # the processor's batches; a ring that wraps; a short window; a loose threshold
+    (21, 100_000, 20_000, {}),
+    (22, 40_000, 3_000, {"window": 120.0, "max_posts": 8_000}),
+    (23, 30_000, 1_000, {"threshold": 0.5, "min_accounts": 3, "max_posts": 5_000}),
+    (24, 30_000, 7_000, {"window": 2_000.0, "max_posts": 9_000}),
+]
+
+
+@pytest.mark.parametrize(("seed", "count", "batch", "parameters"), LONG_STREAMS)
+def test_compiled_linking_keeps_the_same_state_as_numpy(
+    seed: int, count: int, batch: int, parameters: dict[str, float],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Batch after batch, ``link_batch`` leaves the detector exactly as ``_link_numpy`` does:
+    flags, campaign ids, revisions, and every book it keeps (band buckets asked key by key)."""
+    batches, _ = generated_batches(seed, count, batch=batch)
+    columns = [PostColumns.of_posts(posts) for posts in batches]
+    compiled = CampaignDetector(**parameters)  # type: ignore[arg-type]
+    monkeypatch.setattr(campaigns, "_LINK_BATCH", None)
+    reference = CampaignDetector(**parameters)  # type: ignore[arg-type]
+    for batch_columns in columns:
+        with monkeypatch.context() as patch:
+            patch.setattr(campaigns, "_LINK_BATCH", COMPILED_LINK_BATCH)
+            got = compiled.observe_columns(batch_columns)
+        want = reference.observe_columns(batch_columns)
+        assert got.spam.tolist() == want.spam.tolist()
+        assert (got.campaign_ids, got.revisions) == (want.campaign_ids, want.revisions)
+        assert detector_state(compiled) == detector_state(reference)
+        keys = campaigns.sign(batch_columns.texts).bands.ravel()
+        assert compiled._buckets.last_posts(keys).tolist() == (
+            reference._buckets.last_posts(keys).tolist()
+        )
+    assert compiled.campaigns() and compiled.campaigns() == reference.campaigns()
+
+
+def test_compiled_linking_matches_numpy_on_hard_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Templates that share bands with several posts and with earlier clusters, posts out of
+    the window, retweets and short posts, repeated and empty texts, a ring that wraps mid-batch,
+    and clusters that merge."""
+    words = ["moon", "pump", "airdrop", "claim", "free", "gem", "sol", "now", "join", "wallet"]
+    rng = np.random.default_rng(8)
+
+    def batch(number: int, size: int) -> PostColumns:
+        texts = []
+        for _ in range(size):
+            kind = rng.integers(0, 6)
+            if kind == 0:
+                texts.append("")
+            elif kind == 1:
+                texts.append("RT @x: " + " ".join(rng.choice(words, 8)))
+            elif kind == 2:
+                texts.append("gm $SOL")
+            else:  # near-duplicates of a few templates, with edits
+                template = " ".join(words[(kind + i) % len(words)] for i in range(9))
+                texts.append(f"{template} ${rng.choice(words).upper()} {rng.integers(0, 99)}")
+        ts = 1e9 + 300.0 * number + rng.uniform(-400, 400, size)
+        return PostColumns(
+            [f"{number}-{i}" for i in range(size)],
+            [f"a{rng.integers(0, 40)}" for _ in range(size)],
+            ts, texts, rng.integers(0, 70, size), rng.random(size) < 0.05,
+            rng.random(size) < 0.05)  # fmt: skip
+
+    columns = [batch(number, int(rng.integers(1, 700))) for number in range(40)]
+    for parameters in ({"max_posts": 1_000, "window": 600.0}, {"threshold": 1.0},
+                       {"threshold": 0.05, "min_accounts": 2}):  # fmt: skip
+        compiled = CampaignDetector(**parameters)  # type: ignore[arg-type]
+        with monkeypatch.context() as patch:
+            patch.setattr(campaigns, "_LINK_BATCH", None)
+            reference = CampaignDetector(**parameters)  # type: ignore[arg-type]
+        for batch_columns in columns:
+            got = compiled.observe_columns(batch_columns)
+            with monkeypatch.context() as patch:
+                patch.setattr(campaigns, "_LINK_BATCH", None)
+                want = reference.observe_columns(batch_columns)
+            assert got.spam.tolist() == want.spam.tolist()
+            assert (got.campaign_ids, got.revisions) == (want.campaign_ids, want.revisions)
+            assert detector_state(compiled) == detector_state(reference)
+        assert compiled.campaigns() and compiled.campaigns() == reference.campaigns()

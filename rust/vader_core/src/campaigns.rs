@@ -13,7 +13,7 @@
 //! handed back for the numpy path.
 
 use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::string::PyStringData;
@@ -711,16 +711,16 @@ pub fn link_batch<'py>(
     let seqs: Vec<i64> = rows.iter().map(|&r| first_seq + r as i64).collect();
     let post_ts: Vec<f64> = rows.iter().map(|&r| ts[r]).collect();
     // the low 32 bits of each value suffice to compare (as the ring keeps them)
-    let signature: Vec<u32> = rows
-        .iter()
-        .flat_map(|&r| minhash[r * BINS..(r + 1) * BINS].iter().map(|&v| v as u32))
-        .collect();
+    let mut signature: Vec<u32> = Vec::with_capacity(m * BINS);
+    for &r in &rows {
+        signature.extend(minhash[r * BINS..(r + 1) * BINS].iter().map(|&v| v as u32));
+    }
     let row_of = |i: usize| &signature[i * BINS..(i + 1) * BINS];
     let slot_row = |s: usize| &ring_signature[s * BINS..(s + 1) * BINS];
 
     let mut buckets = buckets.borrow_mut();
     let mut seen: Map<u64, KeySeen> = Map::default();
-    seen.reserve(m * BANDS);
+    seen.reserve(m * 2); // templates share most of their bands
     let mut labels = seqs.clone();
     let (mut old_post, mut old_label) = (Vec::new(), Vec::new());
     let mut links: Vec<(usize, usize)> = Vec::new();
@@ -730,6 +730,9 @@ pub fn link_batch<'py>(
         let (mut hits, mut leads) = ([0i64; BANDS], [0usize; BANDS]);
         let (mut n_hits, mut n_leads) = (0, 0);
         for &key in &bands[r * BANDS..(r + 1) * BANDS] {
+            if key == 0 {
+                continue; // a band of empty bins says nothing
+            }
             let entry = seen.entry(key).or_insert_with(|| KeySeen {
                 lead: i,
                 hit: buckets.last.get(&key).copied().unwrap_or(-1),
@@ -737,9 +740,6 @@ pub fn link_batch<'py>(
             });
             entry.last = seqs[i];
             let (lead, hit) = (entry.lead, entry.hit);
-            if key == 0 {
-                continue; // a band of empty bins says nothing
-            }
             if hit >= oldest && hit < before_batch && !hits[..n_hits].contains(&hit) {
                 let slot = (hit as usize) % cap;
                 let label = cluster[slot];
@@ -764,10 +764,9 @@ pub fn link_batch<'py>(
             }
         }
     }
+    buckets.last.reserve(seen.len());
     for (&key, entry) in &seen {
-        if key != 0 {
-            buckets.last.insert(key, entry.last);
-        }
+        buckets.last.insert(key, entry.last);
     }
 
     // components of the batch's links: each takes its lowest label
@@ -779,16 +778,387 @@ pub fn link_batch<'py>(
         }
     }
     let mut lowest = vec![i64::MAX; m];
-    for i in 0..m {
+    for (i, &label) in labels.iter().enumerate() {
         let r = root(&mut parent, i);
-        lowest[r] = lowest[r].min(labels[i]);
+        lowest[r] = lowest[r].min(label);
     }
-    for i in 0..m {
-        labels[i] = lowest[root(&mut parent, i)];
+    for (i, label) in labels.iter_mut().enumerate() {
+        *label = lowest[root(&mut parent, i)];
     }
     Ok((
         ne_bytes(py, &labels)?,
         ne_bytes(py, &old_post)?,
         ne_bytes(py, &old_label)?,
     ))
+}
+
+/// `CampaignDetector`'s posts kept per (cluster, account): key `label << 24 | account` ->
+/// posts. A pair's first post adds an account to its cluster, its last one to leave takes it
+/// away, so the batch steps answer, post by post, whether they began or ended a pair.
+#[pyclass(module = "cryptosent_vader_core")]
+#[derive(Default)]
+pub struct PairCounts {
+    posts: Map<i64, i64>,
+}
+
+impl PairCounts {
+    /// Count one post for a key; whether it began its pair.
+    fn enter_one(&mut self, key: i64) -> bool {
+        let posts = self.posts.entry(key).or_insert(0);
+        *posts += 1;
+        *posts == 1
+    }
+}
+
+#[pymethods]
+impl PairCounts {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+
+    /// Count one post for each key, in order; one byte a key: 1 where the post began its pair
+    /// (no post of the pair was kept before it).
+    fn enter<'py>(
+        &mut self,
+        py: Python<'py>,
+        keys: PyBuffer<i64>,
+    ) -> PyResult<Bound<'py, PyByteArray>> {
+        let keys = items(&keys, "keys")?;
+        self.posts.reserve(keys.len());
+        let began: Vec<u8> = keys.iter().map(|&key| self.enter_one(key) as u8).collect();
+        Ok(PyByteArray::new(py, &began))
+    }
+
+    /// Let one post go for each key, in order; one byte a key: 1 where the post ended its pair
+    /// (the pair is then forgotten). A key with no post kept is an error, and nothing changes.
+    fn leave<'py>(
+        &mut self,
+        py: Python<'py>,
+        keys: PyBuffer<i64>,
+    ) -> PyResult<Bound<'py, PyByteArray>> {
+        let keys = items(&keys, "keys")?;
+        let mut leaving: Map<i64, i64> = Map::default();
+        for &key in keys {
+            let count = leaving.entry(key).or_insert(0);
+            *count += 1;
+            if self.posts.get(&key).copied().unwrap_or(0) < *count {
+                return Err(PyKeyError::new_err(key));
+            }
+        }
+        let ended: Vec<u8> = keys
+            .iter()
+            .map(|&key| {
+                let posts = self.posts.get_mut(&key).expect("checked above");
+                *posts -= 1;
+                let ended = *posts == 0;
+                if ended {
+                    self.posts.remove(&key);
+                }
+                ended as u8
+            })
+            .collect();
+        Ok(PyByteArray::new(py, &ended))
+    }
+
+    /// Forget a pair; its posts (0 for none).
+    fn pop(&mut self, key: i64) -> i64 {
+        self.posts.remove(&key).unwrap_or(0)
+    }
+
+    /// Add posts to a pair; the posts it had before (0 for none).
+    fn add(&mut self, key: i64, posts: i64) -> i64 {
+        let kept = self.posts.entry(key).or_insert(0);
+        let before = *kept;
+        *kept += posts;
+        before
+    }
+
+    /// Accounts renumbered: `renumber[account]` is its new number, or negative for an account
+    /// whose pairs are forgotten.
+    fn renumber(&mut self, renumber: PyBuffer<i64>) -> PyResult<()> {
+        let renumber = items(&renumber, "renumber")?;
+        let mask = (1i64 << 24) - 1;
+        let mut posts: Map<i64, i64> = Map::default();
+        posts.reserve(self.posts.len());
+        for (&key, &count) in &self.posts {
+            let account = usize::try_from(key & mask).expect("masked");
+            let new = *renumber
+                .get(account)
+                .ok_or_else(|| PyValueError::new_err("an account beyond renumber"))?;
+            if new >= 0 {
+                posts.insert((key >> 24) << 24 | new, count);
+            }
+        }
+        self.posts = posts;
+        Ok(())
+    }
+
+    /// Every pair and its posts, in no particular order: (keys, posts), native-endian i64.
+    fn items<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyByteArray>, Bound<'py, PyByteArray>)> {
+        let (keys, posts): (Vec<i64>, Vec<i64>) = self.posts.iter().map(|(&k, &p)| (k, p)).unzip();
+        Ok((ne_bytes(py, &keys)?, ne_bytes(py, &posts)?))
+    }
+
+    fn __len__(&self) -> usize {
+        self.posts.len()
+    }
+}
+
+/// `CampaignDetector._books_numpy` in one pass: the books of a batch's clustered posts
+/// (`labels`, `seqs` ascending, times, accounts, low reach as bytes, and their `slots` in the
+/// ring of ids `ids`). The posts are taken by label, then seq; each label's segment gives its
+/// members, its earliest post (Python's `min` of (time, id) over the segment in that order,
+/// ids compared by Python) and the (label, account) pairs it began in `pairs`: new accounts and
+/// new low-reach accounts. Returns (labels, segment ends, members, earliest slots, new
+/// accounts, new low-reach accounts) as native-endian i64 and the earliest times as f64.
+#[pyfunction]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+pub fn cluster_books<'py>(
+    py: Python<'py>,
+    pairs: &Bound<'py, PairCounts>,
+    labels: PyBuffer<i64>,
+    seqs: PyBuffer<i64>,
+    ts: PyBuffer<f64>,
+    accounts: PyBuffer<i64>,
+    low: PyBuffer<u8>,
+    ids: &Bound<'py, PyList>,
+    slots: PyBuffer<i64>,
+) -> PyResult<(
+    Bound<'py, PyByteArray>,
+    Bound<'py, PyByteArray>,
+    Bound<'py, PyByteArray>,
+    Bound<'py, PyByteArray>,
+    Bound<'py, PyByteArray>,
+    Bound<'py, PyByteArray>,
+    Bound<'py, PyByteArray>,
+)> {
+    let (labels, seqs, ts) = (
+        items(&labels, "labels")?,
+        items(&seqs, "seqs")?,
+        items(&ts, "ts")?,
+    );
+    let (accounts, low) = (items(&accounts, "accounts")?, items(&low, "low")?);
+    let slots = items(&slots, "slots")?;
+    let m = labels.len();
+    if [seqs.len(), ts.len(), accounts.len(), low.len(), slots.len()]
+        .iter()
+        .any(|&len| len != m)
+    {
+        return Err(PyValueError::new_err(
+            "one label, seq, time, account, low and slot a post",
+        ));
+    }
+    if slots
+        .iter()
+        .any(|&s| usize::try_from(s).map_or(true, |s| s >= ids.len()))
+    {
+        return Err(PyValueError::new_err("a slot beyond the ids"));
+    }
+    let id = |i: usize| ids.get_item(slots[i] as usize);
+    // (time, id) of post i below that of post j, as Python compares the tuples
+    let earlier = |i: usize, j: usize| -> PyResult<bool> {
+        if ts[i] == ts[j] {
+            id(i)?.lt(id(j)?)
+        } else {
+            Ok(ts[i] < ts[j])
+        }
+    };
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by_key(|&i| labels[i]); // stable: by seq within a label
+    let mut pairs = pairs.borrow_mut();
+    let (mut segment_labels, mut ends, mut members) =
+        (Vec::new(), Vec::new(), Vec::with_capacity(m));
+    let (mut earliest_ts, mut earliest_slot) = (Vec::new(), Vec::new());
+    let (mut new_accounts, mut new_low) = (Vec::new(), Vec::new());
+    let mut k = 0;
+    while k < m {
+        let label = labels[order[k]];
+        let mut best = order[k];
+        let (mut began, mut began_low) = (0i64, 0i64);
+        while k < m && labels[order[k]] == label {
+            let i = order[k];
+            if i != best && earlier(i, best)? {
+                best = i;
+            }
+            if pairs.enter_one(label << 24 | accounts[i]) {
+                began += 1;
+                began_low += (low[i] != 0) as i64;
+            }
+            members.push(seqs[i]);
+            k += 1;
+        }
+        segment_labels.push(label);
+        ends.push(k as i64);
+        earliest_ts.push(ts[best]);
+        earliest_slot.push(slots[best]);
+        new_accounts.push(began);
+        new_low.push(began_low);
+    }
+    let times = PyByteArray::new_with(py, earliest_ts.len() * 8, |bytes| {
+        for (chunk, t) in bytes.chunks_exact_mut(8).zip(&earliest_ts) {
+            chunk.copy_from_slice(&t.to_ne_bytes());
+        }
+        Ok(())
+    })?;
+    Ok((
+        ne_bytes(py, &segment_labels)?,
+        ne_bytes(py, &ends)?,
+        ne_bytes(py, &members)?,
+        times,
+        ne_bytes(py, &earliest_slot)?,
+        ne_bytes(py, &new_accounts)?,
+        ne_bytes(py, &new_low)?,
+    ))
+}
+
+/// What the detector asks of each text besides its signature: Python's own `hash` of it (to
+/// tell a repeated text) and whether it starts with "RT @" (a retweet written out). Returns
+/// (hashes as native-endian i64, one byte a text for the retweets).
+#[pyfunction]
+pub fn text_facts<'py>(
+    py: Python<'py>,
+    texts: &Bound<'py, PyList>,
+) -> PyResult<(Bound<'py, PyByteArray>, Bound<'py, PyByteArray>)> {
+    const RETWEET: [u32; 4] = [b'R' as u32, b'T' as u32, b' ' as u32, b'@' as u32];
+    let mut hashes: Vec<i64> = Vec::with_capacity(texts.len());
+    let mut retweets: Vec<u8> = Vec::with_capacity(texts.len());
+    for item in texts.iter() {
+        let text = item.cast::<PyString>()?;
+        hashes.push(text.hash()? as i64);
+        // SAFETY: the string is alive and immutable while `data` is read
+        let starts = match unsafe { text.data() }? {
+            PyStringData::Ucs1(s) => s.iter().map(|&c| c as u32).take(4).eq(RETWEET),
+            PyStringData::Ucs2(s) => s.iter().map(|&c| c as u32).take(4).eq(RETWEET),
+            PyStringData::Ucs4(s) => s.iter().copied().take(4).eq(RETWEET),
+        };
+        retweets.push(starts as u8);
+    }
+    Ok((ne_bytes(py, &hashes)?, PyByteArray::new(py, &retweets)))
+}
+
+/// A post id as a key: the string and Python's hash of it (cached in the string, so taking it
+/// twice costs nothing); equal when the strings are, as Python compares them.
+struct IdKey {
+    hash: isize,
+    id: Py<PyString>,
+}
+
+impl IdKey {
+    fn of(item: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let id = item.cast::<PyString>()?;
+        Ok(Self {
+            hash: id.hash()?,
+            id: id.clone().unbind(),
+        })
+    }
+}
+
+impl std::hash::Hash for IdKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_isize(self.hash);
+    }
+}
+
+impl PartialEq for IdKey {
+    fn eq(&self, other: &Self) -> bool {
+        if self.hash != other.hash {
+            return false;
+        }
+        if self.id.as_ptr() == other.id.as_ptr() {
+            return true;
+        }
+        // SAFETY: keys are only compared inside `IdIndex`'s methods, called from Python with
+        // the interpreter attached
+        let py = unsafe { Python::assume_attached() };
+        let (a, b) = (self.id.bind(py), other.id.bind(py));
+        // SAFETY: both strings are alive and immutable while their data is read; CPython keeps
+        // a string in the narrowest kind that fits, so equal strings have equal kinds
+        match unsafe { (a.data(), b.data()) } {
+            (Ok(PyStringData::Ucs1(x)), Ok(PyStringData::Ucs1(y))) => x == y,
+            (Ok(PyStringData::Ucs2(x)), Ok(PyStringData::Ucs2(y))) => x == y,
+            (Ok(PyStringData::Ucs4(x)), Ok(PyStringData::Ucs4(y))) => x == y,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for IdKey {}
+
+/// `CampaignDetector`'s kept posts by id: id -> seq (its arrival number).
+#[pyclass(module = "cryptosent_vader_core")]
+#[derive(Default)]
+pub struct IdIndex {
+    seq_of: Map<IdKey, i64>,
+}
+
+#[pymethods]
+impl IdIndex {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keep a batch of ids as seqs `first_seq`, `first_seq + 1`, ... when every one is new and
+    /// none repeats in the batch (true); otherwise keep none of them (false).
+    fn add_new(&mut self, ids: &Bound<'_, PyList>, first_seq: i64) -> PyResult<bool> {
+        let keys = ids
+            .iter()
+            .map(|item| IdKey::of(&item))
+            .collect::<PyResult<Vec<_>>>()?;
+        if keys.iter().any(|key| self.seq_of.contains_key(key)) {
+            return Ok(false);
+        }
+        self.seq_of.reserve(keys.len());
+        for (i, key) in keys.into_iter().enumerate() {
+            if self.seq_of.insert(key, first_seq + i as i64).is_some() {
+                // a repeat within the batch: take the batch back out
+                for item in ids.iter().take(i + 1) {
+                    self.seq_of.remove(&IdKey::of(&item)?);
+                }
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The seq of each id, -1 for an id not kept (native-endian i64 an id).
+    fn seqs<'py>(
+        &self,
+        py: Python<'py>,
+        ids: &Bound<'py, PyList>,
+    ) -> PyResult<Bound<'py, PyByteArray>> {
+        let seqs = ids
+            .iter()
+            .map(|item| Ok(self.seq_of.get(&IdKey::of(&item)?).copied().unwrap_or(-1)))
+            .collect::<PyResult<Vec<i64>>>()?;
+        ne_bytes(py, &seqs)
+    }
+
+    /// Let go of the ids `ids[start:stop]` (a stretch of the ring of ids); an id not kept is
+    /// an error, and then the ids before it are gone.
+    fn remove(&mut self, ids: &Bound<'_, PyList>, start: usize, stop: usize) -> PyResult<()> {
+        for i in start..stop.min(ids.len()) {
+            let item = ids.get_item(i)?;
+            if self.seq_of.remove(&IdKey::of(&item)?).is_none() {
+                return Err(PyKeyError::new_err(item.unbind()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every id kept and its seq.
+    fn items<'py>(&self, py: Python<'py>) -> Vec<(Bound<'py, PyString>, i64)> {
+        self.seq_of
+            .iter()
+            .map(|(key, &seq)| (key.id.bind(py).clone(), seq))
+            .collect()
+    }
+
+    fn __len__(&self) -> usize {
+        self.seq_of.len()
+    }
 }

@@ -967,6 +967,10 @@ fn cryptosent_vader_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(campaigns::band_groups, m)?)?;
     m.add_class::<campaigns::BandBuckets>()?;
     m.add_function(wrap_pyfunction!(campaigns::link_batch, m)?)?;
+    m.add_class::<campaigns::PairCounts>()?;
+    m.add_function(wrap_pyfunction!(campaigns::cluster_books, m)?)?;
+    m.add_function(wrap_pyfunction!(campaigns::text_facts, m)?)?;
+    m.add_class::<campaigns::IdIndex>()?;
     m.add("BATCH_FLOAT_COLUMNS", batch::FLOAT_COLUMNS)?;
     m.add_function(wrap_pyfunction!(student::student_features, m)?)?;
     m.add("STUDENT_BUCKETS", student::BUCKETS)?;

@@ -44,7 +44,6 @@ import collections
 import functools
 import itertools
 import math
-import operator
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -129,7 +128,6 @@ def _word_table() -> npt.NDArray[np.bool_]:
 
 # one lookup per codepoint instead of a dozen comparisons over the batch
 _WORD: Final = _word_table()
-_RETWEET_TEXT: Final = operator.methodcaller("startswith", "RT @")
 
 _EARLIER: Final = np.tri(BANDS, k=-1, dtype=bool)
 """``[j, i]``: band ``i`` comes before band ``j``."""
@@ -139,6 +137,10 @@ _SIMILAR_ROWS: Final = getattr(CORE, "similar_rows", None)
 _BAND_GROUPS: Final = getattr(CORE, "band_groups", None)
 _BAND_BUCKETS: Final = getattr(CORE, "BandBuckets", None)
 _LINK_BATCH: Final = getattr(CORE, "link_batch", None)
+_PAIR_COUNTS: Final = getattr(CORE, "PairCounts", None)
+_CLUSTER_BOOKS: Final = getattr(CORE, "cluster_books", None)
+_TEXT_FACTS: Final = getattr(CORE, "text_facts", None)
+_ID_INDEX: Final = getattr(CORE, "IdIndex", None)
 
 
 class Signatures(NamedTuple):
@@ -339,14 +341,34 @@ def estimated_similarity(a: U64Array, b: U64Array) -> float:
     return (int(np.count_nonzero(a == b)) - both_empty) / (BINS - both_empty)
 
 
+def _text_facts(
+    texts: Sequence[str],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Each text's Python ``hash`` (identical texts: only this process compares them) and
+    whether it starts with "RT @" (a retweet written out). In the compiled core when installed:
+    the same hash, taken without a Python call per text."""
+    if _TEXT_FACTS is not None:
+        hashes, retweets = _TEXT_FACTS(texts if isinstance(texts, list) else list(texts))
+        return np.frombuffer(hashes, dtype=np.int64), np.frombuffer(retweets, dtype=bool)
+    n = len(texts)
+    retweet_text = map(str.startswith, texts, itertools.repeat("RT @"))
+    return np.fromiter(map(hash, texts), np.int64, n), np.fromiter(retweet_text, bool, n)
+
+
+def _runs(
+    ordered: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Of sorted values: each distinct value, where its run starts, and the run's length."""
+    first = np.ones(len(ordered), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    starts = np.flatnonzero(first)
+    return ordered[starts], starts, np.diff(starts, append=len(ordered))
+
+
 def _distinct(values: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """The distinct values in increasing order (``np.unique``'s answer, by one sort: several
     times faster than ``np.unique`` on the batch's 20,000 values)."""
-    ordered = np.sort(values)
-    first = np.ones(len(ordered), dtype=bool)
-    first[1:] = ordered[1:] != ordered[:-1]
-    out: npt.NDArray[np.int64] = ordered[first]
-    return out
+    return _runs(np.sort(values))[0]
 
 
 def _first_in_row(values: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
@@ -419,6 +441,141 @@ class _Buckets:
     def native(self) -> Any:
         """The compiled core's buckets, or None when they are a dict."""
         return self._native
+
+
+class _Pairs:
+    """Posts kept per (cluster, account), key ``label << 24 | account``: a pair's first post
+    adds an account to its cluster, the last to leave takes it away. A hash table in the
+    compiled core when installed, else a dict; the batch steps learn post by post which posts
+    began or ended a pair."""
+
+    __slots__ = ("_native", "_posts")
+
+    def __init__(self) -> None:
+        self._native = _PAIR_COUNTS() if _PAIR_COUNTS is not None else None
+        self._posts: dict[int, int] = {}
+
+    def enter(self, keys: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Count one post per key; whether each began its pair (none of it was kept before)."""
+        if self._native is not None:
+            began: npt.NDArray[np.bool_] = np.frombuffer(self._native.enter(keys), dtype=bool)
+            return began
+        order = np.argsort(keys, kind="stable")
+        distinct, runs, counts = _runs(keys[order])
+        key_list = distinct.tolist()
+        get = self._posts.get
+        before = np.fromiter(map(get, key_list, itertools.repeat(0)), np.int64, len(key_list))
+        self._posts.update(zip(key_list, (before + counts).tolist(), strict=True))
+        began = np.zeros(len(keys), dtype=bool)
+        began[order[runs[before == 0]]] = True  # the first post of each new pair
+        return began
+
+    def leave(self, keys: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Let one post go per key (in order); whether each ended its pair (then forgotten)."""
+        if self._native is not None:
+            ended: npt.NDArray[np.bool_] = np.frombuffer(self._native.leave(keys), dtype=bool)
+            return ended
+        order = np.argsort(keys, kind="stable")
+        distinct, runs, counts = _runs(keys[order])
+        posts, gone = self._posts, []
+        for key, count, last in zip(distinct.tolist(), counts.tolist(),
+                                    order[runs + counts - 1].tolist(), strict=True):  # fmt: skip
+            left = posts[key] - count
+            if left:
+                posts[key] = left
+            else:
+                del posts[key]
+                gone.append(last)
+        ended = np.zeros(len(keys), dtype=bool)
+        ended[gone] = True
+        return ended
+
+    def pop(self, key: int) -> int:
+        """Forget a pair; its posts (0 for none)."""
+        if self._native is not None:
+            return int(self._native.pop(key))
+        return self._posts.pop(key, 0)
+
+    def add(self, key: int, posts: int) -> int:
+        """Add posts to a pair; the posts it had before (0 for none)."""
+        if self._native is not None:
+            return int(self._native.add(key, posts))
+        before = self._posts.get(key, 0)
+        self._posts[key] = before + posts
+        return before
+
+    def renumber(self, renumber: npt.NDArray[np.int64]) -> None:
+        """Accounts renumbered (``renumber[account]``; negative: its pairs are forgotten)."""
+        if self._native is not None:
+            self._native.renumber(renumber)
+            return
+        mask = (1 << 24) - 1
+        self._posts = {
+            (key >> 24) << 24 | int(renumber[key & mask]): count
+            for key, count in self._posts.items()
+            if renumber[key & mask] >= 0
+        }
+
+    @property
+    def native(self) -> Any:
+        """The compiled core's table, or None when it is a dict."""
+        return self._native
+
+    def as_dict(self) -> dict[int, int]:
+        """Every pair and its posts."""
+        if self._native is not None:
+            keys, posts = (np.frombuffer(b, dtype=np.int64) for b in self._native.items())
+            return dict(zip(keys.tolist(), posts.tolist(), strict=True))
+        return dict(self._posts)
+
+    def __len__(self) -> int:
+        return len(self._native) if self._native is not None else len(self._posts)
+
+
+class _Ids:
+    """The kept posts by id: id -> seq. A hash table in the compiled core when installed, else
+    a dict."""
+
+    __slots__ = ("_native", "_seq_of")
+
+    def __init__(self) -> None:
+        self._native = _ID_INDEX() if _ID_INDEX is not None else None
+        self._seq_of: dict[str, int] = {}
+
+    def add_new(self, ids: list[str], first: int) -> bool:
+        """Keep the ids as seqs ``first``, ``first + 1``, ... when every one is new and none
+        repeats (true); otherwise keep none of them (false)."""
+        if self._native is not None:
+            return bool(self._native.add_new(ids, first))
+        seq_of = self._seq_of
+        if not seq_of.keys().isdisjoint(ids) or len(set(ids)) != len(ids):
+            return False
+        seq_of.update(zip(ids, range(first, first + len(ids)), strict=True))
+        return True
+
+    def seqs(self, ids: list[str]) -> npt.NDArray[np.int64]:
+        """The seq of each id, -1 for an id not kept."""
+        if self._native is not None:
+            found: npt.NDArray[np.int64] = np.frombuffer(self._native.seqs(ids), np.int64)
+            return found
+        get = self._seq_of.get
+        return np.fromiter(map(get, ids, itertools.repeat(-1)), np.int64, len(ids))
+
+    def remove(self, ids: list[str], start: int, stop: int) -> None:
+        """Let go of the ids ``ids[start:stop]``."""
+        if self._native is not None:
+            self._native.remove(ids, start, stop)
+        else:
+            collections.deque(map(self._seq_of.__delitem__, ids[start:stop]), maxlen=0)
+
+    def as_dict(self) -> dict[str, int]:
+        """Every id kept and its seq."""
+        if self._native is not None:
+            return dict(self._native.items())
+        return dict(self._seq_of)
+
+    def __len__(self) -> int:
+        return len(self._native) if self._native is not None else len(self._seq_of)
 
 
 class Post(NamedTuple):
@@ -632,10 +789,10 @@ class CampaignDetector:
         self._renamed: set[int] = set()  # clusters whose earliest post changed (and so its id)
         self._oldest = 0
         self._newest = -math.inf
-        self._slot_of: dict[str, int] = {}  # id -> seq, for the kept posts
+        self._index = _Ids()  # id -> seq, for the kept posts
         self._buckets = _Buckets()  # LSH band key -> seq of the last post that had it
         self._clusters: dict[int, _Cluster] = {}  # label (seq of its first post) -> cluster
-        self._pairs: dict[int, int] = {}  # (label << 24 | author) -> posts kept
+        self._pairs = _Pairs()  # (label << 24 | author) -> posts kept
         self._author_code: dict[str, int] = {}
         self._posts = np.zeros(1024, dtype=np.int64)  # by author: posts kept
         self._links = np.zeros(1024, dtype=np.int64)  # with a link
@@ -656,25 +813,25 @@ class CampaignDetector:
     def observe_columns(self, posts: PostColumns) -> ColumnFlags:
         """``observe`` by columns: the batch's flags as a spam array and a list of campaign
         ids (what the processor puts in its table), and the revisions of earlier posts."""
-        slot_of = self._slot_of
-        ids = posts.ids
+        ids = posts.ids if isinstance(posts.ids, list) else list(posts.ids)
         n = len(ids)
         first = self._seq
-        if n and slot_of.keys().isdisjoint(ids) and len(set(ids)) == n:
-            fresh: PostColumns | None = posts  # the usual batch: every post is new
+        # the usual batch: every post is new, and now kept by id (a batch too large for the
+        # ring is refused by _observe, before any id is kept)
+        indexed = 0 < n <= self.max_posts and self._index.add_new(ids, first)
+        if indexed:
+            fresh: PostColumns | None = posts
         else:
             batch_ids: set[str] = set()
             index = []
-            for i, post_id in enumerate(ids):
-                if post_id not in slot_of and post_id not in batch_ids:
+            for i, (post_id, seq) in enumerate(zip(ids, self._index.seqs(ids).tolist(),
+                                                   strict=True)):  # fmt: skip
+                if seq < 0 and post_id not in batch_ids:
                     batch_ids.add(post_id)
                     index.append(i)
             fresh = posts.take(index) if index else None
-        revisions = self._observe(fresh) if fresh is not None else []
-        if fresh is posts:
-            seqs = np.arange(first, first + n, dtype=np.int64)
-        else:
-            seqs = np.fromiter(map(slot_of.get, ids, itertools.repeat(-1)), np.int64, n)
+        revisions = self._observe(fresh, indexed) if fresh is not None else []
+        seqs = np.arange(first, first + n, dtype=np.int64) if indexed else self._index.seqs(ids)
         slots = seqs % self.max_posts
         unknown = seqs < 0
         spam = self._spam[slots]
@@ -708,24 +865,26 @@ class CampaignDetector:
 
     # ------------------------------------------------------------------------------ a batch
 
-    def _observe(self, fresh: PostColumns) -> list[Flag]:
+    def _observe(self, fresh: PostColumns, indexed: bool) -> list[Flag]:
+        """Flag the batch's new posts (``indexed``: already kept by id, from the next seq on);
+        return the revisions of earlier posts."""
         ids = fresh.ids
         n = len(ids)
         if n > self.max_posts:
             raise ValueError(f"a batch of {n} posts is more than max_posts={self.max_posts}")
         self._make_room(n)
+        if not indexed:
+            self._index.add_new(ids, self._seq)
         seqs = np.arange(self._seq, self._seq + n, dtype=np.int64)
         slots = seqs % self.max_posts
         self._seq += n
         ts = np.ascontiguousarray(fresh.created_at, dtype=np.float64)
         authors = self._codes(fresh.author_ids)
         low = (fresh.followers < self.low_followers) & ~fresh.verified
-        # identical texts: Python's hash is fine here, only this process compares them
-        texts = np.fromiter(map(hash, fresh.texts), np.int64, n)
-        original = ~(fresh.retweet | np.fromiter(map(_RETWEET_TEXT, fresh.texts), bool, n))
+        texts, retweet_text = _text_facts(fresh.texts)
+        original = ~(fresh.retweet | retweet_text)
         signatures = sign(fresh.texts)
         link = signatures.links > 0
-        self._slot_of.update(zip(ids, seqs.tolist(), strict=True))
         start = int(slots[0])
         head = min(n, self.max_posts - start)  # the ring wraps around after head posts
         self._ids[start : start + head] = ids[:head]
@@ -776,20 +935,18 @@ class CampaignDetector:
         return np.concatenate((column[first:], column[: first + length - cap]))
 
     def _codes(self, author_ids: list[str]) -> npt.NDArray[np.int64]:
+        """Each account's number, new accounts numbered in order of appearance."""
         codes = self._author_code
-        out = []
-        for author_id in author_ids:
-            code = codes.get(author_id)
-            if code is None:
-                code = codes[author_id] = len(codes)
-            out.append(code)
+        new = [author_id for author_id in dict.fromkeys(author_ids) if author_id not in codes]
+        codes.update(zip(new, range(len(codes), len(codes) + len(new)), strict=True))
+        out = np.fromiter(map(codes.__getitem__, author_ids), np.int64, len(author_ids))
         size = len(self._posts)
         if len(codes) > size:
             grow = max(size, len(codes) - size)
             for name in ("_posts", "_links", "_repeats", "_last_text", "_author_low", "_bot"):
                 column = getattr(self, name)
                 setattr(self, name, np.concatenate((column, np.zeros(grow, dtype=column.dtype))))
-        return np.array(out, dtype=np.int64)
+        return out
 
     def _count_accounts(
         self,
@@ -853,45 +1010,77 @@ class CampaignDetector:
             self._merge(gone, roots[gone])
 
         # cluster books: members, distinct accounts, low-reach accounts, earliest post
-        clusters, pairs = self._clusters, self._pairs
         slots = seqs % cap
-        order = np.lexsort((seqs, value))
-        labels_sorted = value[order]
-        starts = np.flatnonzero(np.r_[True, labels_sorted[1:] != labels_sorted[:-1]])
-        ends = np.r_[starts[1:], m]
-        seq_sorted = seqs[order].tolist()
-        ts_sorted = ts[order].tolist()
-        ids_sorted = list(map(self._ids.__getitem__, slots[order].tolist()))
-        key_sorted = labels_sorted << 24 | self._author[slots][order]
-        low_sorted = self._low[slots][order]
-        # distinct accounts per cluster: (label, account) pairs new to the window count once
-        keys, key_first, key_count = np.unique(key_sorted, return_index=True, return_counts=True)
-        key_list = keys.tolist()
-        before = np.fromiter(map(pairs.get, key_list, itertools.repeat(0)), np.int64, len(keys))
-        pairs.update(zip(key_list, (before + key_count).tolist(), strict=True))
-        new_pair = before == 0
-        new_labels = keys[new_pair] >> 24
-        new_low = np.asarray(low_sorted)[key_first[new_pair]]
+        native_pairs = self._pairs.native
+        if _CLUSTER_BOOKS is not None and native_pairs is not None:
+            books = _CLUSTER_BOOKS(native_pairs, value, seqs, ts, self._author[slots],
+                                   self._low[slots].view(np.uint8), self._ids, slots)  # fmt: skip
+            labels, ends, members, _, earliest_slots, accounts, low = (
+                np.frombuffer(b, dtype=np.int64).tolist() for b in books
+            )
+            times = np.frombuffer(books[3], dtype=np.float64).tolist()
+            earliest = list(zip(times, map(self._ids.__getitem__, earliest_slots), strict=True))
+        else:
+            labels, ends, members, earliest, accounts, low = self._books_numpy(value, seqs, ts)
+        clusters = self._clusters
         touched: set[int] = set()
-        for label, start, end in zip(labels_sorted[starts].tolist(), starts.tolist(),
-                                     ends.tolist(), strict=True):  # fmt: skip
-            segment = seq_sorted[start:end]
-            first = min(zip(ts_sorted[start:end], ids_sorted[start:end], strict=True))
+        start = 0
+        for label, end, first, account_count, low_count in zip(labels, ends, earliest, accounts,
+                                                               low, strict=True):  # fmt: skip
             cluster = clusters.get(label)
             if cluster is None:
                 cluster = clusters[label] = _Cluster(first)
             elif first < cluster.earliest:
                 cluster.earliest = first
                 self._renamed.add(label)
-            cluster.members += segment
+            cluster.members += members[start:end]
+            cluster.accounts += account_count
+            cluster.low += low_count
             touched.add(label)
-        labels_new, accounts_new = np.unique(new_labels, return_counts=True)
-        low_labels, low_new = np.unique(new_labels[new_low], return_counts=True)
-        for label, count in zip(labels_new.tolist(), accounts_new.tolist(), strict=True):
-            clusters[label].accounts += count
-        for label, count in zip(low_labels.tolist(), low_new.tolist(), strict=True):
-            clusters[label].low += count
+            start = end
         return touched
+
+    def _books_numpy(
+        self,
+        value: npt.NDArray[np.int64],
+        seqs: npt.NDArray[np.int64],
+        ts: npt.NDArray[np.float64],
+    ) -> tuple[list[int], list[int], list[int], list[tuple[float, str]], list[int], list[int]]:
+        """The books of the batch's clustered posts (labels ``value``), in numpy: the reference
+        for the compiled core's ``cluster_books``, and the path without it. Per label, in label
+        order: the label, where its segment of members (by label, then seq) ends, its earliest
+        (time, id), and the accounts and low-reach accounts it gained."""
+        slots = seqs % self.max_posts
+        order = np.argsort(value, kind="stable")  # by label, then seq (the seqs ascend)
+        labels_sorted = value[order]
+        labels, starts, sizes = _runs(labels_sorted)
+        ends = starts + sizes
+        ts_sorted = ts[order]
+        slot_sorted = slots[order].tolist()
+        # each segment's earliest post: Python's min of (time, id) over the posts at its lowest
+        # time (over all of them when it holds a NaN, which no time equals)
+        lowest = np.minimum.reduceat(ts_sorted, starts)
+        at_lowest = np.flatnonzero(ts_sorted == np.repeat(lowest, sizes))
+        at_list = at_lowest.tolist()
+        ids = self._ids
+        earliest = []
+        for start, end, low_from, low_to, time in zip(
+            starts.tolist(), ends.tolist(), np.searchsorted(at_lowest, starts).tolist(),
+            np.searchsorted(at_lowest, ends).tolist(), lowest.tolist(), strict=True):  # fmt: skip
+            if low_to - low_from == 1:  # alone at the lowest time: the usual case
+                earliest.append((time, ids[slot_sorted[at_list[low_from]]]))
+            else:
+                candidates = at_list[low_from:low_to] or range(start, end)
+                candidate_ids = [ids[slot_sorted[at]] for at in candidates]
+                earliest.append(min(zip(ts_sorted[candidates].tolist(), candidate_ids,
+                                        strict=True)))  # fmt: skip
+        # distinct accounts per cluster: (label, account) pairs new to the window count once
+        began = self._pairs.enter(labels_sorted << 24 | self._author[slots][order])
+        began_low = began & self._low[slots][order]
+        accounts = np.add.reduceat(began.astype(np.int64), starts)
+        low = np.add.reduceat(began_low.astype(np.int64), starts)
+        return (labels.tolist(), ends.tolist(), seqs[order].tolist(), earliest, accounts.tolist(),
+                low.tolist())  # fmt: skip
 
     def _link_numpy(
         self,
@@ -959,11 +1148,9 @@ class CampaignDetector:
         slots = members % cap
         self._cluster[slots] = into
         for author, slot in zip(self._author[slots].tolist(), slots.tolist(), strict=True):
-            count = pairs.pop(gone << 24 | author, 0)
+            count = pairs.pop(gone << 24 | author)
             if count:
-                key = into << 24 | author
-                before = pairs.get(key, 0)
-                pairs[key] = before + count
+                before = pairs.add(into << 24 | author, count)
                 if before == 0:
                     target.accounts += 1
                     target.low += bool(self._low[slot])
@@ -1078,34 +1265,26 @@ class CampaignDetector:
         np.subtract.at(self._posts, authors, 1)
         np.subtract.at(self._links, authors[self._link[slots]], 1)
         np.subtract.at(self._repeats, authors[self._repeat[slots]], 1)
-        pairs, clusters = self._pairs, self._clusters
+        clusters = self._clusters
         first = self._oldest % cap  # the ids leave by one or two stretches of the ring
         head = min(len(seqs), cap - first)
-        for stretch in (self._ids[first : first + head], self._ids[: len(seqs) - head]):
-            collections.deque(map(self._slot_of.__delitem__, stretch), maxlen=0)
+        self._index.remove(self._ids, first, first + head)
+        self._index.remove(self._ids, 0, len(seqs) - head)
         labels = self._cluster[slots]
         kept = np.flatnonzero(labels >= 0)  # only posts in a cluster have books to update
-        # per (cluster, account): the posts that leave, and whether the last of them (which
-        # ends the pair when none stays) was of low reach
-        keys = labels[kept] << 24 | authors[kept]
-        order = np.argsort(keys, kind="stable")
-        keys_sorted = keys[order]
-        ends_pair = np.ones(len(keys_sorted), dtype=bool)
-        ends_pair[:-1] = keys_sorted[1:] != keys_sorted[:-1]
-        last = np.flatnonzero(ends_pair)
-        leaving = np.diff(last, prepend=-1)
-        last_low = self._low[slots[kept][order][last]]
-        for key, count, low in zip(keys_sorted[last].tolist(), leaving.tolist(),
-                                   last_low.tolist(), strict=True):  # fmt: skip
-            left = pairs[key] - count
-            if left:
-                pairs[key] = left
-            else:
-                del pairs[key]
-                cluster = clusters.get(key >> 24)
-                if cluster is not None:
-                    cluster.accounts -= 1
-                    cluster.low -= low
+        # a post that ends its (cluster, account) pair takes the account from the cluster
+        ended = self._pairs.leave(labels[kept] << 24 | authors[kept])
+        ended_labels = labels[kept][ended]
+        order = np.argsort(ended_labels, kind="stable")
+        ended_low = self._low[slots[kept][ended]][order].astype(np.int64)
+        gone, runs, accounts = _runs(ended_labels[order])
+        low = np.add.reduceat(ended_low, runs) if len(runs) else runs
+        for label, account_count, low_count in zip(gone.tolist(), accounts.tolist(),
+                                                   low.tolist(), strict=True):  # fmt: skip
+            cluster = clusters.get(label)
+            if cluster is not None:
+                cluster.accounts -= account_count
+                cluster.low -= low_count
         # members are in seq order: a cluster whose first member leaves drops all that left
         for label in _distinct(labels[kept]).tolist():
             cluster = clusters.get(label)
@@ -1140,9 +1319,4 @@ class CampaignDetector:
             fresh = np.zeros(size, dtype=column.dtype)
             fresh[: len(live)] = column[live]
             setattr(self, name, fresh)
-        mask = (1 << 24) - 1
-        self._pairs = {
-            (key >> 24) << 24 | int(renumber[key & mask]): count
-            for key, count in self._pairs.items()
-            if renumber[key & mask] >= 0
-        }
+        self._pairs.renumber(renumber)

@@ -6,6 +6,7 @@ streams with campaigns."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -18,15 +19,25 @@ from cryptosent.analysis.campaigns import BANDS, BINS, CampaignDetector, PostCol
 
 COMPILED_SIMILAR_ROWS = campaigns._SIMILAR_ROWS
 COMPILED_BAND_GROUPS = campaigns._BAND_GROUPS
-COMPILED_LINK_BATCH = campaigns._LINK_BATCH
+COMPILED_HOOKS = ("_SIMILAR_ROWS", "_BAND_GROUPS", "_BAND_BUCKETS", "_LINK_BATCH", "_PAIR_COUNTS",
+                  "_CLUSTER_BOOKS", "_TEXT_FACTS", "_ID_INDEX")  # fmt: skip
+"""The compiled core's parts the detector uses when installed (None: the numpy path)."""
 pytestmark = pytest.mark.skipif(
     campaigns._compiled_signer() is None
-    or campaigns._SIMILAR_ROWS is None
-    or campaigns._BAND_GROUPS is None
-    or campaigns._BAND_BUCKETS is None
-    or campaigns._LINK_BATCH is None,
+    or any(getattr(campaigns, hook) is None for hook in COMPILED_HOOKS),
     reason="no compiled core",
 )
+
+
+@contextmanager
+def numpy_path(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Within it, detectors made and batches observed take the numpy path throughout."""
+    with monkeypatch.context() as patch:
+        patch.setattr(campaigns, "_compiled_signer", lambda: None)
+        for hook in COMPILED_HOOKS:
+            patch.setattr(campaigns, hook, None)
+        yield
+
 
 HARD = [
     "", " ", "'", "''", "’", "!!!", " , ; ", "...", "\n", "\r", "\r\n", "a\nb", "a\r\nb\rc",
@@ -54,12 +65,8 @@ FRAGMENTS = st.sampled_from(
 @pytest.fixture
 def numpy_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The detector without the compiled core."""
-    monkeypatch.setattr(campaigns, "_compiled_signer", lambda: None)
-    monkeypatch.setattr(campaigns, "_SIMILAR_ROWS", None)
-    monkeypatch.setattr(campaigns, "_BAND_GROUPS", None)
-    monkeypatch.setattr(campaigns, "_BAND_BUCKETS", None)
-    monkeypatch.setattr(campaigns, "_LINK_BATCH", None)
-    yield
+    with numpy_path(monkeypatch):
+        yield
 
 
 def assert_same(compiled: Signatures, reference: Signatures) -> None:
@@ -218,12 +225,7 @@ def test_verdicts_are_the_same_with_and_without_the_compiled_path(
     batches, truth = generated_batches(seed, 12_000, batch=batch)
     columns = [PostColumns.of_posts(posts) for posts in batches]
     compiled = verdicts(columns, **parameters)
-    with monkeypatch.context() as patch:
-        patch.setattr(campaigns, "_compiled_signer", lambda: None)
-        patch.setattr(campaigns, "_SIMILAR_ROWS", None)
-        patch.setattr(campaigns, "_BAND_GROUPS", None)
-        patch.setattr(campaigns, "_BAND_BUCKETS", None)
-        patch.setattr(campaigns, "_LINK_BATCH", None)
+    with numpy_path(monkeypatch):
         reference = verdicts(columns, **parameters)
     assert compiled == reference
     assert compiled[-1] and any(c is not None for c in truth.values())  # campaigns were found
@@ -239,9 +241,9 @@ def detector_state(detector: CampaignDetector) -> dict[str, object]:
             label: (c.earliest, c.members, c.accounts, c.low, c.campaign)
             for label, c in detector._clusters.items()
         },
-        "pairs": detector._pairs,
+        "pairs": detector._pairs.as_dict(),
         "ids": detector._ids,
-        "slot_of": detector._slot_of,
+        "index": detector._index.as_dict(),
         "numbers": (detector._seq, detector._oldest, detector._newest, len(detector._buckets)),
         "authors": detector._author_code,
         "renamed": detector._renamed,
@@ -258,23 +260,18 @@ LONG_STREAMS = [  # the processor's batches; a ring that wraps; a short window; 
 ]
 
 
-@pytest.mark.parametrize(("seed", "count", "batch", "parameters"), LONG_STREAMS)
-def test_compiled_linking_keeps_the_same_state_as_numpy(
-    seed: int, count: int, batch: int, parameters: dict[str, float],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
-    """Batch after batch, ``link_batch`` leaves the detector exactly as ``_link_numpy`` does:
-    flags, campaign ids, revisions, and every book it keeps (band buckets asked key by key)."""
-    batches, _ = generated_batches(seed, count, batch=batch)
-    columns = [PostColumns.of_posts(posts) for posts in batches]
+def assert_same_streams(
+    columns: list[PostColumns], parameters: dict[str, float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batch after batch, the compiled detector and the numpy one answer alike and keep the
+    same books: flags, campaign ids, revisions, rings, clusters, pairs, ids, band buckets."""
     compiled = CampaignDetector(**parameters)  # type: ignore[arg-type]
-    monkeypatch.setattr(campaigns, "_LINK_BATCH", None)
-    reference = CampaignDetector(**parameters)  # type: ignore[arg-type]
+    with numpy_path(monkeypatch):
+        reference = CampaignDetector(**parameters)  # type: ignore[arg-type]
     for batch_columns in columns:
-        with monkeypatch.context() as patch:
-            patch.setattr(campaigns, "_LINK_BATCH", COMPILED_LINK_BATCH)
-            got = compiled.observe_columns(batch_columns)
-        want = reference.observe_columns(batch_columns)
+        got = compiled.observe_columns(batch_columns)
+        with numpy_path(monkeypatch):
+            want = reference.observe_columns(batch_columns)
         assert got.spam.tolist() == want.spam.tolist()
         assert (got.campaign_ids, got.revisions) == (want.campaign_ids, want.revisions)
         assert detector_state(compiled) == detector_state(reference)
@@ -285,46 +282,151 @@ def test_compiled_linking_keeps_the_same_state_as_numpy(
     assert compiled.campaigns() and compiled.campaigns() == reference.campaigns()
 
 
-def test_compiled_linking_matches_numpy_on_hard_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Templates that share bands with several posts and with earlier clusters, posts out of
-    the window, retweets and short posts, repeated and empty texts, a ring that wraps mid-batch,
-    and clusters that merge."""
+@pytest.mark.parametrize(("seed", "count", "batch", "parameters"), LONG_STREAMS)
+def test_compiled_detector_keeps_the_same_books_as_numpy(
+    seed: int, count: int, batch: int, parameters: dict[str, float],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    batches, _ = generated_batches(seed, count, batch=batch)
+    columns = [PostColumns.of_posts(posts) for posts in batches]
+    assert_same_streams(columns, parameters, monkeypatch)
+
+
+def hard_batches(seed: int) -> list[PostColumns]:
+    """Templates that share bands with several posts and with earlier clusters, times in whole
+    seconds (ties for the earliest post), posts out of the window, retweets and short posts,
+    empty texts, ids repeated within a batch and across batches (some of posts about to
+    leave), ids beyond Latin-1 and beyond the BMP, and batches of every size."""
     words = ["moon", "pump", "airdrop", "claim", "free", "gem", "sol", "now", "join", "wallet"]
-    rng = np.random.default_rng(8)
+    rng = np.random.default_rng(seed)
 
-    def batch(number: int, size: int) -> PostColumns:
-        texts = []
-        for _ in range(size):
-            kind = rng.integers(0, 6)
-            if kind == 0:
-                texts.append("")
-            elif kind == 1:
-                texts.append("RT @x: " + " ".join(rng.choice(words, 8)))
-            elif kind == 2:
-                texts.append("gm $SOL")
-            else:  # near-duplicates of a few templates, with edits
-                template = " ".join(words[(kind + i) % len(words)] for i in range(9))
-                texts.append(f"{template} ${rng.choice(words).upper()} {rng.integers(0, 99)}")
-        ts = 1e9 + 300.0 * number + rng.uniform(-400, 400, size)
-        return PostColumns(
+    def text(kind: int) -> str:
+        if kind == 0:
+            return ""
+        if kind == 1:
+            return "RT @x: " + " ".join(rng.choice(words, 8))
+        if kind == 2:
+            return "gm $SOL"
+        template = " ".join(words[(kind + i) % len(words)] for i in range(9))
+        return f"{template} ${rng.choice(words).upper()} {rng.integers(0, 99)}"
+
+    batches = []
+    for number in range(40):
+        size = int(rng.integers(1, 700))
+        ids = [f"{number}-{i}" + ("é" if i % 7 == 0 else "") + ("Ω" if i % 11 == 0 else "")
+               + ("🚀" if i % 13 == 0 else "") for i in range(size)]  # fmt: skip
+        for i in rng.integers(0, size, size // 20):  # the same id twice in a batch
+            ids[int(i)] = ids[0]
+        if number % 5 == 4:  # posts seen before, lately and long ago
+            backs = rng.integers(1, 5, size // 4).tolist()
+            ids[: size // 4] = [f"{number - back}-{i}" for i, back in enumerate(backs)]
+        ts = np.floor(1e9 + 300.0 * number + rng.uniform(-400, 400, size))
+        batches.append(PostColumns(
+            ids, [f"a{rng.integers(0, 40)}" for _ in range(size)], ts,
+            [text(int(k)) for k in rng.integers(0, 6, size)], rng.integers(0, 70, size),
+            rng.random(size) < 0.05, rng.random(size) < 0.05))  # fmt: skip
+    return batches
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [{"max_posts": 1_000, "window": 600.0}, {"threshold": 1.0},
+     {"threshold": 0.05, "min_accounts": 2}],
+)  # fmt: skip
+def test_compiled_detector_matches_numpy_on_hard_batches(
+    parameters: dict[str, float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert_same_streams(hard_batches(8), parameters, monkeypatch)
+
+
+def test_pair_counts_match_the_dict(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled = campaigns._Pairs()
+    monkeypatch.setattr(campaigns, "_PAIR_COUNTS", None)
+    reference = campaigns._Pairs()
+    rng = np.random.default_rng(6)
+    for step in range(30):
+        keys = rng.integers(0, 300, size=500) << 24 | rng.integers(0, 50, size=500)
+        assert compiled.enter(keys).tolist() == reference.enter(keys).tolist()
+        kept = reference.as_dict()
+        leaving = np.array([k for k, n in kept.items() for _ in range(n)], dtype=np.int64)
+        leaving = rng.permutation(leaving)[: len(leaving) // 3]
+        assert compiled.leave(leaving).tolist() == reference.leave(leaving).tolist()
+        key = int(keys[0])
+        assert compiled.pop(key) == reference.pop(key)
+        assert compiled.add(key ^ 1 << 30, step) == reference.add(key ^ 1 << 30, step)
+        if step % 9 == 8:
+            renumber = np.where(rng.random(64) < 0.3, -1, rng.permutation(64))
+            compiled.renumber(renumber)
+            reference.renumber(renumber)
+        assert compiled.as_dict() == reference.as_dict()
+        assert len(compiled) == len(reference)
+    with pytest.raises(KeyError):
+        compiled.leave(np.array([12_345 << 24], dtype=np.int64))
+
+
+def test_id_index_matches_the_dict(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled = campaigns._Ids()
+    monkeypatch.setattr(campaigns, "_ID_INDEX", None)
+    reference = campaigns._Ids()
+    names = ["a", "é", "Ω", "🚀", "a\x00", "\ud800"]  # every kind of string, a lone surrogate
+    ring: list[str] = []
+    for step in range(20):
+        batch = [f"{step}{names[i % len(names)]}{i}" for i in range(50)]
+        if step % 4 == 3:
+            batch[7] = batch[3]  # a repeat within the batch: nothing is kept
+        if step % 5 == 4:
+            batch[9] = ring[-1]  # an id kept already: nothing is kept
+        added = compiled.add_new(batch, len(ring))
+        assert added == reference.add_new(batch, len(ring))
+        if added:
+            ring += batch
+        asked = [*batch, *ring[-60:], "missing"]
+        assert compiled.seqs(asked).tolist() == reference.seqs(asked).tolist()
+        if step % 3 == 2:
+            for index in (compiled, reference):
+                index.remove(ring, len(ring) - 120, len(ring) - 80)
+        assert compiled.as_dict() == reference.as_dict() and len(compiled) == len(reference)
+    with pytest.raises(KeyError):
+        compiled.remove(["never kept"], 0, 1)
+
+
+def test_text_facts_are_pythons(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = [*HARD, "RT @a", "RT @", "RT", "rt @a", " RT @a", "RT @🚀", "ＲT @a", "RT\u00a0@a"]
+    hashes, retweets = campaigns._text_facts(texts)
+    assert hashes.tolist() == [hash(t) for t in texts]
+    assert retweets.tolist() == [t.startswith("RT @") for t in texts]
+    monkeypatch.setattr(campaigns, "_TEXT_FACTS", None)
+    numpy_hashes, numpy_retweets = campaigns._text_facts(texts)
+    assert (hashes.tolist(), retweets.tolist()) == (numpy_hashes.tolist(), numpy_retweets.tolist())
+
+
+def test_compiled_detector_matches_numpy_when_accounts_are_renumbered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """150,000 accounts, one or two posts each, in campaigns that outlive the accounts'
+    renumbering (more than 2 * 65,536 accounts known): the pairs follow the new numbers alike."""
+    rng = np.random.default_rng(12)
+    words = np.array(["moon", "pump", "claim", "airdrop", "free", "gem", "now", "join", "sol"])
+    batches = []
+    for number in range(16):
+        size = 10_000
+        templates = rng.integers(0, 30, size)
+        texts = [" ".join(np.roll(words, int(t))) + f" ${t} {rng.integers(0, 9)}"
+                 for t in templates]  # fmt: skip
+        per_account = 2 if number % 4 == 3 else 1
+        batches.append(PostColumns(
             [f"{number}-{i}" for i in range(size)],
-            [f"a{rng.integers(0, 40)}" for _ in range(size)],
-            ts, texts, rng.integers(0, 70, size), rng.random(size) < 0.05,
-            rng.random(size) < 0.05)  # fmt: skip
+            [f"{number}-{i // per_account}" for i in range(size)],
+            np.full(size, 1e9 + 60.0 * number) + rng.uniform(0, 60, size), texts,
+            rng.integers(0, 100, size), np.zeros(size, dtype=bool),
+            np.zeros(size, dtype=bool)))  # fmt: skip
+    renumbered = []
+    forget = CampaignDetector._forget_authors
 
-    columns = [batch(number, int(rng.integers(1, 700))) for number in range(40)]
-    for parameters in ({"max_posts": 1_000, "window": 600.0}, {"threshold": 1.0},
-                       {"threshold": 0.05, "min_accounts": 2}):  # fmt: skip
-        compiled = CampaignDetector(**parameters)  # type: ignore[arg-type]
-        with monkeypatch.context() as patch:
-            patch.setattr(campaigns, "_LINK_BATCH", None)
-            reference = CampaignDetector(**parameters)  # type: ignore[arg-type]
-        for batch_columns in columns:
-            got = compiled.observe_columns(batch_columns)
-            with monkeypatch.context() as patch:
-                patch.setattr(campaigns, "_LINK_BATCH", None)
-                want = reference.observe_columns(batch_columns)
-            assert got.spam.tolist() == want.spam.tolist()
-            assert (got.campaign_ids, got.revisions) == (want.campaign_ids, want.revisions)
-            assert detector_state(compiled) == detector_state(reference)
-        assert compiled.campaigns() and compiled.campaigns() == reference.campaigns()
+    def counted(detector: CampaignDetector) -> None:
+        renumbered.append(len(detector._author_code))
+        forget(detector)
+
+    monkeypatch.setattr(CampaignDetector, "_forget_authors", counted)
+    assert_same_streams(batches, {"window": 90.0, "max_posts": 30_000}, monkeypatch)
+    assert len(renumbered) >= 2  # once for each detector at least

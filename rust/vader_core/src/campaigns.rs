@@ -1040,14 +1040,15 @@ pub fn text_facts<'py>(
     Ok((ne_bytes(py, &hashes)?, PyByteArray::new(py, &retweets)))
 }
 
-/// A post id as a key: the string and Python's hash of it (cached in the string, so taking it
-/// twice costs nothing); equal when the strings are, as Python compares them.
-struct IdKey {
+/// A string as a key (a post or account id): the string and Python's hash of it (cached in the
+/// string, so taking it twice costs nothing); equal when the strings are, as Python compares
+/// them.
+struct StringKey {
     hash: isize,
     id: Py<PyString>,
 }
 
-impl IdKey {
+impl StringKey {
     fn of(item: &Bound<'_, PyAny>) -> PyResult<Self> {
         let id = item.cast::<PyString>()?;
         Ok(Self {
@@ -1057,13 +1058,13 @@ impl IdKey {
     }
 }
 
-impl std::hash::Hash for IdKey {
+impl std::hash::Hash for StringKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         state.write_isize(self.hash);
     }
 }
 
-impl PartialEq for IdKey {
+impl PartialEq for StringKey {
     fn eq(&self, other: &Self) -> bool {
         if self.hash != other.hash {
             return false;
@@ -1071,7 +1072,7 @@ impl PartialEq for IdKey {
         if self.id.as_ptr() == other.id.as_ptr() {
             return true;
         }
-        // SAFETY: keys are only compared inside `IdIndex`'s methods, called from Python with
+        // SAFETY: keys are only compared inside `StringTable`'s methods, called from Python with
         // the interpreter attached
         let py = unsafe { Python::assume_attached() };
         let (a, b) = (self.id.bind(py), other.id.bind(py));
@@ -1086,38 +1087,39 @@ impl PartialEq for IdKey {
     }
 }
 
-impl Eq for IdKey {}
+impl Eq for StringKey {}
 
-/// `CampaignDetector`'s kept posts by id: id -> seq (its arrival number).
+/// Python strings to numbers, as a dict of them would keep them: `CampaignDetector`'s kept
+/// posts by id (id -> seq, its arrival number) and its accounts (author id -> account number).
 #[pyclass(module = "cryptosent_vader_core")]
 #[derive(Default)]
-pub struct IdIndex {
-    seq_of: Map<IdKey, i64>,
+pub struct StringTable {
+    number_of: Map<StringKey, i64>,
 }
 
 #[pymethods]
-impl IdIndex {
+impl StringTable {
     #[new]
     fn new() -> Self {
         Self::default()
     }
 
-    /// Keep a batch of ids as seqs `first_seq`, `first_seq + 1`, ... when every one is new and
-    /// none repeats in the batch (true); otherwise keep none of them (false).
-    fn add_new(&mut self, ids: &Bound<'_, PyList>, first_seq: i64) -> PyResult<bool> {
+    /// Keep a batch of strings (post ids) as numbers `first`, `first + 1`, ... when every one is
+    /// new and none repeats in the batch (true); otherwise keep none of them (false).
+    fn add_new(&mut self, ids: &Bound<'_, PyList>, first: i64) -> PyResult<bool> {
         let keys = ids
             .iter()
-            .map(|item| IdKey::of(&item))
+            .map(|item| StringKey::of(&item))
             .collect::<PyResult<Vec<_>>>()?;
-        if keys.iter().any(|key| self.seq_of.contains_key(key)) {
+        if keys.iter().any(|key| self.number_of.contains_key(key)) {
             return Ok(false);
         }
-        self.seq_of.reserve(keys.len());
+        self.number_of.reserve(keys.len());
         for (i, key) in keys.into_iter().enumerate() {
-            if self.seq_of.insert(key, first_seq + i as i64).is_some() {
+            if self.number_of.insert(key, first + i as i64).is_some() {
                 // a repeat within the batch: take the batch back out
                 for item in ids.iter().take(i + 1) {
-                    self.seq_of.remove(&IdKey::of(&item)?);
+                    self.number_of.remove(&StringKey::of(&item)?);
                 }
                 return Ok(false);
             }
@@ -1125,40 +1127,81 @@ impl IdIndex {
         Ok(true)
     }
 
-    /// The seq of each id, -1 for an id not kept (native-endian i64 an id).
-    fn seqs<'py>(
+    /// The number of each string, -1 for one not kept (native-endian i64 a string).
+    fn get<'py>(
         &self,
         py: Python<'py>,
         ids: &Bound<'py, PyList>,
     ) -> PyResult<Bound<'py, PyByteArray>> {
         let seqs = ids
             .iter()
-            .map(|item| Ok(self.seq_of.get(&IdKey::of(&item)?).copied().unwrap_or(-1)))
+            .map(|item| {
+                Ok(self
+                    .number_of
+                    .get(&StringKey::of(&item)?)
+                    .copied()
+                    .unwrap_or(-1))
+            })
             .collect::<PyResult<Vec<i64>>>()?;
         ne_bytes(py, &seqs)
     }
 
-    /// Let go of the ids `ids[start:stop]` (a stretch of the ring of ids); an id not kept is
-    /// an error, and then the ids before it are gone.
+    /// Let go of the strings `ids[start:stop]` (a stretch of the ring of post ids); one not kept
+    /// is an error, and then those before it are gone.
     fn remove(&mut self, ids: &Bound<'_, PyList>, start: usize, stop: usize) -> PyResult<()> {
         for i in start..stop.min(ids.len()) {
             let item = ids.get_item(i)?;
-            if self.seq_of.remove(&IdKey::of(&item)?).is_none() {
+            if self.number_of.remove(&StringKey::of(&item)?).is_none() {
                 return Err(PyKeyError::new_err(item.unbind()));
             }
         }
         Ok(())
     }
 
-    /// Every id kept and its seq.
-    fn items<'py>(&self, py: Python<'py>) -> Vec<(Bound<'py, PyString>, i64)> {
-        self.seq_of
+    /// The number of each string, a string not kept numbered in order of appearance from the
+    /// table's size on (as `number = table.setdefault(string, len(table))` would), native-endian
+    /// i64 a string.
+    fn number<'py>(
+        &mut self,
+        py: Python<'py>,
+        strings: &Bound<'py, PyList>,
+    ) -> PyResult<Bound<'py, PyByteArray>> {
+        let numbers = strings
             .iter()
-            .map(|(key, &seq)| (key.id.bind(py).clone(), seq))
+            .map(|item| {
+                let next = self.number_of.len() as i64;
+                Ok(*self.number_of.entry(StringKey::of(&item)?).or_insert(next))
+            })
+            .collect::<PyResult<Vec<i64>>>()?;
+        ne_bytes(py, &numbers)
+    }
+
+    /// Numbers changed: `renumber[number]` is the new one, or negative for a string to forget.
+    fn renumber(&mut self, renumber: PyBuffer<i64>) -> PyResult<()> {
+        let renumber = items(&renumber, "renumber")?;
+        if self
+            .number_of
+            .values()
+            .any(|&n| usize::try_from(n).map_or(true, |n| n >= renumber.len()))
+        {
+            return Err(PyValueError::new_err("a number beyond renumber"));
+        }
+        self.number_of.retain(|_, number| {
+            *number = renumber[*number as usize];
+            *number >= 0
+        });
+        Ok(())
+    }
+
+    /// Every string kept and its number.
+    fn items<'py>(&self, py: Python<'py>) -> Vec<(Bound<'py, PyString>, i64)> {
+        self.number_of
+            .iter()
+            .map(|(key, &number)| (key.id.bind(py).clone(), number))
             .collect()
     }
 
     fn __len__(&self) -> usize {
-        self.seq_of.len()
+        self.number_of.len()
     }
 }

@@ -970,7 +970,7 @@ fn cryptosent_vader_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<campaigns::PairCounts>()?;
     m.add_function(wrap_pyfunction!(campaigns::cluster_books, m)?)?;
     m.add_function(wrap_pyfunction!(campaigns::text_facts, m)?)?;
-    m.add_class::<campaigns::IdIndex>()?;
+    m.add_class::<campaigns::StringTable>()?;
     m.add("BATCH_FLOAT_COLUMNS", batch::FLOAT_COLUMNS)?;
     m.add_function(wrap_pyfunction!(student::student_features, m)?)?;
     m.add("STUDENT_BUCKETS", student::BUCKETS)?;

@@ -20,7 +20,7 @@ from cryptosent.analysis.campaigns import BANDS, BINS, CampaignDetector, PostCol
 COMPILED_SIMILAR_ROWS = campaigns._SIMILAR_ROWS
 COMPILED_BAND_GROUPS = campaigns._BAND_GROUPS
 COMPILED_HOOKS = ("_SIMILAR_ROWS", "_BAND_GROUPS", "_BAND_BUCKETS", "_LINK_BATCH", "_PAIR_COUNTS",
-                  "_CLUSTER_BOOKS", "_TEXT_FACTS", "_ID_INDEX")  # fmt: skip
+                  "_CLUSTER_BOOKS", "_TEXT_FACTS", "_STRING_TABLE")  # fmt: skip
 """The compiled core's parts the detector uses when installed (None: the numpy path)."""
 pytestmark = pytest.mark.skipif(
     campaigns._compiled_signer() is None
@@ -245,7 +245,7 @@ def detector_state(detector: CampaignDetector) -> dict[str, object]:
         "ids": detector._ids,
         "index": detector._index.as_dict(),
         "numbers": (detector._seq, detector._oldest, detector._newest, len(detector._buckets)),
-        "authors": detector._author_code,
+        "authors": detector._author_code.as_dict(),
         "renamed": detector._renamed,
         "merged": [m.tolist() for m in detector._merged],
         **{name: getattr(detector, name).tobytes() for name in rings},
@@ -366,7 +366,7 @@ def test_pair_counts_match_the_dict(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_id_index_matches_the_dict(monkeypatch: pytest.MonkeyPatch) -> None:
     compiled = campaigns._Ids()
-    monkeypatch.setattr(campaigns, "_ID_INDEX", None)
+    monkeypatch.setattr(campaigns, "_STRING_TABLE", None)
     reference = campaigns._Ids()
     names = ["a", "é", "Ω", "🚀", "a\x00", "\ud800"]  # every kind of string, a lone surrogate
     ring: list[str] = []
@@ -388,6 +388,25 @@ def test_id_index_matches_the_dict(monkeypatch: pytest.MonkeyPatch) -> None:
         assert compiled.as_dict() == reference.as_dict() and len(compiled) == len(reference)
     with pytest.raises(KeyError):
         compiled.remove(["never kept"], 0, 1)
+
+
+def test_accounts_match_the_dict(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled = campaigns._Accounts()
+    monkeypatch.setattr(campaigns, "_STRING_TABLE", None)
+    reference = campaigns._Accounts()
+    rng = np.random.default_rng(2)
+    names = ["a", "é", "Ω", "🚀", "\ud800"]
+    for step in range(25):
+        batch = [f"{names[i % len(names)]}{i}" for i in rng.integers(0, 400, size=300)]
+        assert compiled.numbers(batch).tolist() == reference.numbers(batch).tolist()
+        if step % 6 == 5:  # let a third go, the others numbered anew from 0
+            size = len(reference)
+            renumber = np.where(rng.random(size + 10) < 0.3, -1, 0)
+            live = np.flatnonzero(renumber == 0)
+            renumber[live] = np.arange(len(live))
+            compiled.renumber(renumber)
+            reference.renumber(renumber)
+        assert compiled.as_dict() == reference.as_dict() and len(compiled) == len(reference)
 
 
 def test_text_facts_are_pythons(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -430,3 +449,33 @@ def test_compiled_detector_matches_numpy_when_accounts_are_renumbered(
     monkeypatch.setattr(CampaignDetector, "_forget_authors", counted)
     assert_same_streams(batches, {"window": 90.0, "max_posts": 30_000}, monkeypatch)
     assert len(renumbered) >= 2  # once for each detector at least
+
+
+@pytest.mark.parametrize("path", ["compiled", "numpy"])
+def test_a_batch_that_cannot_be_signed_changes_nothing(
+    path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lone surrogate in a text fails the batch as the signer always has, before the
+    detector keeps anything of it (its ids included): the next batches go as if it never came."""
+    batches = hard_batches(3)[:6]
+    broken = batches[3]._replace(texts=[*batches[3].texts[:-1], "moon \ud83d soon"])
+    with monkeypatch.context() as patch:
+        if path == "numpy":
+            for hook in COMPILED_HOOKS:
+                patch.setattr(campaigns, hook, None)
+            patch.setattr(campaigns, "_compiled_signer", lambda: None)
+        detector, untouched = CampaignDetector(), CampaignDetector()
+        for batch_columns in batches[:3]:
+            detector.observe_columns(batch_columns)
+            untouched.observe_columns(batch_columns)
+        with pytest.raises(UnicodeEncodeError):
+            detector.observe_columns(broken)
+        assert detector_state(detector) == detector_state(untouched)
+        for batch_columns in batches[4:]:
+            got, want = (
+                detector.observe_columns(batch_columns),
+                untouched.observe_columns(batch_columns),
+            )
+            assert (got.spam.tolist(), got.campaign_ids, got.revisions) == (
+                want.spam.tolist(), want.campaign_ids, want.revisions)  # fmt: skip
+        assert detector_state(detector) == detector_state(untouched)

@@ -770,7 +770,10 @@ class CampaignDetector:
     """Streaming spam and campaign flags; call ``observe`` once per batch (see module docstring).
 
     Kept posts live in ring buffers indexed by arrival number (``seq``), so a batch costs what
-    its own posts cost: numpy over the batch's columns, a few dictionary steps per post."""
+    its own posts cost: numpy over the batch's columns, a few dictionary steps per post. With the
+    compiled core, the linking, the cluster books and the tables by id, account and (cluster,
+    account) run in it (rust/vader_core/src/campaigns.rs); the numpy and dict code beside each
+    is the reference, and the path without the core."""
 
     def __init__(
         self,

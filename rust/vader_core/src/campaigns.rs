@@ -1,9 +1,12 @@
 //! The campaign detector's signatures (`cryptosent.analysis.campaigns.sign`), text by text:
 //! normalise, shingle, one-permutation MinHash, LSH bands, text key, word and link counts.
 //! Mirrors, bit for bit, the numpy reference `_sign_numpy` (a test compares them on 50,000
-//! generated posts and the hard cases). Beside it, parts of the detector's clustering
-//! (`CampaignDetector._assign`): the similarity of signature pairs, the grouping of the batch's
-//! band keys and the buckets of band keys kept from earlier batches.
+//! generated posts and the hard cases). Beside it, the detector's per-batch steps
+//! (`CampaignDetector._observe`), each the twin of a numpy or dict reference in Python: the
+//! linking of a batch's posts (`link_batch`, over the band buckets kept from earlier batches),
+//! the clusters' books (`cluster_books`, over the posts per (cluster, account) `PairCounts`),
+//! the tables by post and account id (`StringTable`) and each text's hash and retweet prefix
+//! (`text_facts`); and the older pieces `similar_rows` and `band_groups`.
 //!
 //! Python stays the source of truth for Unicode: `str.lower()` of each code point, and `\w`, `\d`,
 //! `\s` of Python's `re` and the detector's word table, come as tables computed by Python from

@@ -34,7 +34,7 @@ def inconsistencies(detector: CampaignDetector) -> list[str]:
     pairs = zip(labels, authors, strict=True)
     counts = Counter(label << 24 | author for label, author in pairs if label >= 0)
     found = []
-    if dict(counts) != detector._pairs:
+    if dict(counts) != detector._pairs.as_dict():
         found.append("(cluster, account) counts")
     member_of = {
         seq: label

@@ -119,7 +119,7 @@ def test_quick_bench_runs_from_the_installed_wheel(
     out = tmp_path / "bench.json"
     result = _run(
         installed, tmp_path, "bench", "--quick", "--json", str(out), timeout=1100,
-        CRYPTOSENT_STACK_DIR=str(REPO / ".stack"),
+        CRYPTOSENT_STACK_DIR=str(Path(stack.settings.stack_dir).resolve()),  # the suite's stack
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     figures = json.loads(out.read_text())

@@ -76,6 +76,16 @@ def render(result: dict[str, Any], profile: str | None = None) -> str:
         "",
         f"- date: {result['date']}",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}",
+        *(
+            [
+                f"- machine speed (`bench.run.python_speed`: a fixed pure-Python loop, million "
+                f"steps per CPU second) at the start / end of the run: {m['python_speed']:.2f} / "
+                f"{m.get('python_speed_end', float('nan')):.2f}; compare two runs' absolute "
+                "figures only when these agree"
+            ]
+            if "python_speed" in m
+            else []
+        ),
         f"- sizes: {', '.join(f'{k}={v:,}' for k, v in result['sizes'].items())}",
         "",
         *(

@@ -33,6 +33,8 @@ def test_quick_bench_writes_every_figure(stack: Stack, tmp_path: Path) -> None:
     assert figures["errors"] == {}
     assert figures["sentiment_vader_exact"] is True
     assert figures["machine"]["cores"] >= 1 and figures["date"]
+    # the machine's speed at the start and the end, to compare runs by
+    assert figures["machine"]["python_speed"] > 0 and figures["machine"]["python_speed_end"] > 0
     assert figures["process_count"] == 10_000
     # a quick run fits one batch: its rate is the whole run's, never "nan"
     for key in ("process_tweets_per_s", "process_tweets_per_s_2_procs"):

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -82,6 +83,25 @@ def machine() -> dict[str, Any]:
     }
 
 
+def python_speed(rounds: int = 5, steps: int = 200_000) -> float:
+    """How fast this machine runs one fixed piece of pure Python (arithmetic, a dict, strings),
+    best of `rounds`, in million steps per CPU second. The same code gives about the same figure
+    whenever the machine is in the same state; on a shared machine that state changes (a third
+    slower within one afternoon here), so two runs' absolute figures compare only when their
+    speeds do. Measured at a run's start and end."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.process_time()
+        table: dict[int, str] = {}
+        total = 0
+        for step in range(steps):
+            total += step * step % 7
+            table[step & 1023] = str(step)
+        "".join(table.values())
+        best = min(best, time.process_time() - started)
+    return steps / max(best, 1e-9) / 1e6
+
+
 def stages(settings: Settings, sizes: Sizes) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
     """The stages in order, each a name and a function returning its figures."""
     from cryptosent.bench import history, pipeline, voices
@@ -135,7 +155,7 @@ def run(
     result: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": quick,
-        "machine": machine(),
+        "machine": {**machine(), "python_speed": python_speed()},
         "sizes": sizes.__dict__,
         "command": " ".join(["cryptosent", "bench", *sys.argv[2:]]),
         "errors": {},
@@ -151,6 +171,7 @@ def run(
             result.update(measure())
         except Exception as err:  # one broken stage must not hide the others
             result["errors"][name] = f"{type(err).__name__}: {err}"
+    result["machine"]["python_speed_end"] = python_speed()
     return result
 
 

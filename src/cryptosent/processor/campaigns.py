@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,12 +30,16 @@ from cryptosent.analysis.campaigns import (
     CampaignDetector,
     Flag,
     Post,
+    PostColumns,
     post_columns_from_tweets,
 )
 from cryptosent.batch import Ranges, Revision, ScoredBatch
 from cryptosent.config import Settings
 from cryptosent.runtime import Retry, StopSignal
 from cryptosent.sinks.database import Database
+
+if TYPE_CHECKING:
+    from cryptosent.processor.transform import Decoded
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +164,7 @@ class CampaignStage:
         batch = self.scorer(decoded)
         revisions = self._observe_stored(reading.result() if reading is not None else [])
         # by columns: no Post and no Flag object per tweet on the hot path
-        posts = post_columns_from_tweets(decoded.tweets)
+        posts = post_columns(decoded)
         spam, campaign_ids, revised = self.detector.observe_columns(posts)
         self._own.append(dict(decoded.ranges))
         _merge(revisions, revised)
@@ -210,6 +214,31 @@ class CampaignStage:
                     revisions.pop(flag.id, None)
             self._newest = max(self._newest, max(s.post.created_at for s in chunk))
         return revisions
+
+
+def post_columns(decoded: Decoded) -> PostColumns:
+    """The detector's view of a decoded batch (`post_columns_from_tweets` gives the same of
+    `Tweet` objects)."""
+    tweets = decoded.columns
+    if tweets is None:
+        return post_columns_from_tweets(decoded.tweets)
+    arrays = tweets.arrays
+    micros = arrays["created_at"].view(pa.int64()).to_numpy()
+    if len(micros) and int(np.abs(micros).max()) >= 2**53:
+        # beyond 2**53 a float64 does not hold every microsecond: Python's int division
+        # rounds once, as `datetime.timestamp()` does
+        seconds = np.array([m / 10**6 for m in micros.tolist()], np.float64)
+    else:
+        seconds = micros / 1e6
+    return PostColumns(
+        tweets.ids,
+        tweets.authors,
+        seconds,
+        tweets.texts,
+        arrays["author_followers"].fill_null(0).to_numpy(),
+        arrays["author_verified"].fill_null(False).to_numpy(zero_copy_only=False),
+        arrays["retweet_of"].is_valid().to_numpy(zero_copy_only=False),
+    )
 
 
 def with_flag_columns(

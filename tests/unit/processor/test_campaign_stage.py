@@ -38,6 +38,7 @@ def organic(i: int) -> Tweet:
 class Decoded:
     tweets: list[Tweet]
     ranges: Ranges = field(default_factory=dict)
+    columns: None = None  # the stage reads `Tweet` objects when the batch has no columns
 
 
 def score(decoded: Decoded) -> ScoredBatch:

@@ -15,6 +15,7 @@ from confluent_kafka import (
 )
 from fakes import Broker, FakeConsumer, FakeMessage, FakeProducer, MemorySink, Store, processor
 
+from cryptosent.analysis._native import CORE
 from cryptosent.model import (
     FUTURE_MARGIN,
     IN_THE_FUTURE,
@@ -86,15 +87,20 @@ def test_received_at_is_the_kafka_timestamp_unless_missing_or_ahead_of_the_clock
     assert received_at(ahead, NOW) == NOW
 
 
-def test_decode_dead_letters_future_posts_and_keeps_old_ones() -> None:
+# both decoders: msgspec's `Tweet` objects and, when installed, the compiled core's columns
+DECODERS = [False, *([True] if CORE is not None else [])]
+
+
+@pytest.mark.parametrize("compiled", DECODERS)
+def test_decode_dead_letters_future_posts_and_keeps_old_ones(compiled: bool) -> None:
     messages = [
         message(post("2999-01-01T00:00:00Z", "future"), 0),
         message(post("1600-01-01T00:00:00Z", "old"), 1),
         message(post("2026-11-28T12:05:00Z", "soon"), 2),
         message(post("2026-11-28T12:11:00Z", "late"), 3),
     ]
-    decoded = decode(messages, FUTURE_MARGIN, now=NOW)
-    assert [t.id for t in decoded.tweets] == ["old", "soon"]
+    decoded = decode(messages, FUTURE_MARGIN, now=NOW, compiled=compiled)
+    assert decoded.tweet_columns().ids == ["old", "soon"]
     assert decoded.offsets == [1, 2]
     assert [(m.offset(), r.split(" (")[0]) for m, r in decoded.dead] == [
         (0, IN_THE_FUTURE), (3, IN_THE_FUTURE)]  # fmt: skip
@@ -102,20 +108,26 @@ def test_decode_dead_letters_future_posts_and_keeps_old_ones() -> None:
     assert decoded.ranges == {0: (0, 3)}
 
 
-def test_decode_judges_by_the_kafka_timestamp_so_a_replay_decides_the_same() -> None:
+@pytest.mark.parametrize("compiled", DECODERS)
+def test_decode_judges_by_the_kafka_timestamp_so_a_replay_decides_the_same(
+    compiled: bool,
+) -> None:
     # produced three days ago dated 11 minutes after that: in the future when it arrived,
     # although long past by the time a backlog or a replay reaches it
     sent = NOW - timedelta(days=3)
     late = post((sent + timedelta(minutes=11)).isoformat(), "late")
     fine = post((sent + timedelta(minutes=9)).isoformat(), "fine")
-    decoded = decode([message(late, 0, sent), message(fine, 1, sent)], FUTURE_MARGIN, now=NOW)
-    assert [t.id for t in decoded.tweets] == ["fine"]
+    decoded = decode(
+        [message(late, 0, sent), message(fine, 1, sent)], FUTURE_MARGIN, now=NOW, compiled=compiled
+    )
+    assert decoded.tweet_columns().ids == ["fine"]
     assert decoded.dead[0][1].startswith(IN_THE_FUTURE)
 
 
-def test_decode_without_a_margin_accepts_any_date() -> None:
-    decoded = decode([message(post("2999-01-01T00:00:00Z"))], None, now=NOW)
-    assert len(decoded.tweets) == 1 and not decoded.dead
+@pytest.mark.parametrize("compiled", DECODERS)
+def test_decode_without_a_margin_accepts_any_date(compiled: bool) -> None:
+    decoded = decode([message(post("2999-01-01T00:00:00Z"))], None, now=NOW, compiled=compiled)
+    assert decoded.tweet_columns().ids == ["t1"] and not decoded.dead
 
 
 def test_the_processor_sends_future_posts_to_the_dead_letter_topic() -> None:

@@ -1,4 +1,5 @@
-"""The compiled transform (one call into rust/vader_core per batch) against the pure-Python one:
+"""The compiled transform (the batch decoded into columns and scored by rust/vader_core) against
+the pure-Python one (msgspec's `Tweet` objects, the Python analyzers):
 the same table, column for column and row for row, on 50,000 generated posts (the mock feed with
 campaigns, as `cryptosent generate` makes it) and on hostile input, and the same dead letters."""
 
@@ -96,14 +97,22 @@ def test_compiled_and_pure_python_transforms_store_the_same(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     consumed = messages()
-    batches = [
-        decode(consumed[first : first + BATCH], now=START + timedelta(days=1))
-        for first in range(0, len(consumed), BATCH)
-    ]
+
+    def batches(compiled: bool) -> list[Decoded]:
+        now = START + timedelta(days=1)
+        return [
+            decode(consumed[first : first + BATCH], now=now, compiled=compiled)
+            for first in range(0, len(consumed), BATCH)
+        ]
+
+    by_columns, by_tweets = batches(True), batches(False)
+    # the compiled decoder took every batch by columns, msgspec the other
+    assert all(d.columns is not None and not d.tweets for d in by_columns)
+    assert all(d.columns is None for d in by_tweets)
     compiled = Scorer()
     assert compiled.default.columns([], [], compiled.vader) is not None  # the compiled path runs
-    a, dead_a = scored(compiled, batches)
-    b, dead_b = scored(pure_python(monkeypatch), batches)
+    a, dead_a = scored(compiled, by_columns)
+    b, dead_b = scored(pure_python(monkeypatch), by_tweets)
     assert a.num_rows == b.num_rows == COUNT + 16
     assert a.schema.equals(b.schema)
     for name in a.schema.names:

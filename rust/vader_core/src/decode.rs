@@ -1,0 +1,508 @@
+//! The processor's decode of a batch of `tweets` messages straight into Arrow column buffers:
+//! the contract columns of `cryptosent.batch.SCHEMA` and the few Python lists the scoring and
+//! the campaign detector read (texts, ids, author keys, languages), without a Python object
+//! per field.
+//!
+//! msgspec (`cryptosent.model.decode_tweet`) stays the judge of the contract. This decoder
+//! accepts only what it is sure msgspec accepts with the same values: an object of the
+//! contract's fields and no other, no duplicate field, strings valid UTF-8 without a lone
+//! surrogate or NUL, a non-empty id, counters within PostgreSQL's bigint, `created_at` exactly
+//! `YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|+00:00)` with a real date, and at most `max_bytes` bytes.
+//! Every other message is handed back by index for msgspec to decide (a dead letter, or a
+//! valid post in a form this decoder does not take: another offset, a lower-case `t`, ...).
+//! `tests/unit/processor/test_decode_compiled.py` compares both decoders on mock posts, the
+//! hostile corpus and mutated messages.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use serde::de::{Deserializer, Visitor};
+use serde::Deserialize;
+
+use crate::Map;
+
+/// A JSON string, borrowed from the message when it has no escape.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Strings;
+        impl<'de> Visitor<'de> for Strings {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v))
+            }
+        }
+        deserializer.deserialize_str(Strings).map(Text)
+    }
+}
+
+/// A deserializer that reads a struct only from a JSON object: serde's derived structs also
+/// take an array of their fields in order, msgspec's do not.
+struct ObjectsOnly<D>(D);
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for ObjectsOnly<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(visitor)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+        ignored_any
+    }
+}
+
+/// A struct that must come as a JSON object (`ObjectsOnly`).
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(ObjectsOnly(deserializer)).map(Object)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireAuthor<'a> {
+    #[serde(default, borrow)]
+    id: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    username: Option<Text<'a>>,
+    #[serde(default)]
+    followers: Option<u64>,
+    #[serde(default)]
+    verified: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireMetrics {
+    #[serde(default)]
+    likes: Option<u64>,
+    #[serde(default)]
+    retweets: Option<u64>,
+    #[serde(default)]
+    replies: Option<u64>,
+    #[serde(default)]
+    quotes: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireTweet<'a> {
+    #[serde(borrow)]
+    id: Text<'a>,
+    #[serde(borrow)]
+    text: Text<'a>,
+    #[serde(borrow)]
+    created_at: Text<'a>,
+    #[serde(default, borrow)]
+    author: Option<Object<WireAuthor<'a>>>,
+    #[serde(default, borrow)]
+    lang: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    source: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    retweet_of: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    reply_to: Option<Text<'a>>,
+    #[serde(default)]
+    metrics: Option<Object<WireMetrics>>,
+    // msgspec's `v: int = 1`: present, it must be an integer of 64 bits, signed or not
+    #[serde(default)]
+    #[allow(dead_code)]
+    v: Integer,
+}
+
+/// Any JSON integer that fits 64 bits, signed or unsigned (msgspec's `int`); not a float.
+#[derive(Default)]
+struct Integer;
+
+impl<'de> Deserialize<'de> for Integer {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Integers;
+        impl Visitor<'_> for Integers {
+            type Value = Integer;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Integer, E> {
+                Ok(Integer)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Integer, E> {
+                Ok(Integer)
+            }
+        }
+        deserializer.deserialize_any(Integers)
+    }
+}
+
+const BIGINT_MAX: u64 = i64::MAX as u64;
+
+/// Days from 1970-01-01 to the given proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+fn digits(s: &[u8]) -> Option<i64> {
+    let mut value = 0i64;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value = value * 10 + i64::from(b - b'0');
+    }
+    Some(value)
+}
+
+/// Microseconds since the epoch of `YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|+00:00)`, a real UTC time
+/// from year 1 on; None for anything else (msgspec decides those).
+pub fn utc_micros(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
+    let (hour, minute, second) = (
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    );
+    let mut rest = &b[19..];
+    let mut micros = 0i64;
+    if let Some((b'.', tail)) = rest.split_first() {
+        let count = tail.iter().take_while(|c| c.is_ascii_digit()).count();
+        if count == 0 || count > 6 {
+            return None;
+        }
+        micros = digits(&tail[..count])? * 10i64.pow(6 - count as u32);
+        rest = &tail[count..];
+    }
+    if rest != b"Z" && rest != b"+00:00" {
+        return None;
+    }
+    if year < 1 || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second;
+    Some(seconds * 1_000_000 + micros)
+}
+
+/// A column of Arrow strings (32-bit offsets) being filled, with its validity bitmap.
+#[derive(Default)]
+struct Strings {
+    offsets: Vec<i32>,
+    data: Vec<u8>,
+    valid: Bits,
+}
+
+impl Strings {
+    fn push(&mut self, value: Option<&str>) -> bool {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        if let Some(value) = value {
+            self.data.extend_from_slice(value.as_bytes());
+        }
+        self.valid.push(value.is_some());
+        match i32::try_from(self.data.len()) {
+            Ok(end) => {
+                self.offsets.push(end);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn to_python<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let offsets: Vec<u8> = if self.offsets.is_empty() {
+            0i32.to_le_bytes().to_vec()
+        } else {
+            self.offsets.iter().flat_map(|o| o.to_le_bytes()).collect()
+        };
+        (
+            self.valid.to_python(py),
+            PyBytes::new(py, &offsets),
+            PyBytes::new(py, &self.data),
+            self.valid.nulls,
+        )
+            .into_pyobject(py)
+    }
+}
+
+/// An Arrow bitmap (least significant bit first) and how many of its bits are zero.
+#[derive(Default)]
+struct Bits {
+    bytes: Vec<u8>,
+    len: usize,
+    nulls: usize,
+}
+
+impl Bits {
+    fn push(&mut self, bit: bool) {
+        if self.len.is_multiple_of(8) {
+            self.bytes.push(0);
+        }
+        if bit {
+            *self.bytes.last_mut().expect("pushed above") |= 1 << (self.len % 8);
+        } else {
+            self.nulls += 1;
+        }
+        self.len += 1;
+    }
+
+    /// The bitmap as bytes, or None when every bit is set (Arrow's "no nulls").
+    fn to_python<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        (self.nulls > 0).then(|| PyBytes::new(py, &self.bytes))
+    }
+}
+
+fn le_bytes<'py, const N: usize>(
+    py: Python<'py>,
+    values: impl Iterator<Item = [u8; N]>,
+) -> Bound<'py, PyBytes> {
+    let bytes: Vec<u8> = values.flatten().collect();
+    PyBytes::new(py, &bytes)
+}
+
+/// A message this decoder is sure of, its fields borrowed where they can be.
+struct Sure<'a> {
+    wire: WireTweet<'a>,
+    micros: i64,
+}
+
+fn sure(raw: &[u8], max_bytes: usize) -> Option<Sure<'_>> {
+    if raw.len() > max_bytes {
+        return None;
+    }
+    let mut json = serde_json::Deserializer::from_slice(raw);
+    let Object(wire) = Object::<WireTweet<'_>>::deserialize(&mut json).ok()?;
+    json.end().ok()?;
+    let (id, text) = (&wire.id.0, &wire.text.0);
+    if id.is_empty() || id.contains('\0') || text.contains('\0') {
+        return None;
+    }
+    // an escaped date is msgspec's to read
+    let Cow::Borrowed(created_at) = wire.created_at.0 else {
+        return None;
+    };
+    let micros = utc_micros(created_at)?;
+    if let Some(Object(author)) = &wire.author {
+        if author.followers.is_some_and(|f| f > BIGINT_MAX) {
+            return None;
+        }
+    }
+    if let Some(Object(m)) = &wire.metrics {
+        if [m.likes, m.retweets, m.replies, m.quotes]
+            .iter()
+            .flatten()
+            .any(|&c| c > BIGINT_MAX)
+        {
+            return None;
+        }
+    }
+    Some(Sure { wire, micros })
+}
+
+fn text_of<'b>(value: &'b Option<Text<'_>>) -> Option<&'b str> {
+    value.as_ref().map(|t| t.0.as_ref())
+}
+
+/// Decode a batch of message values (bytes). Returns `(unsure, n, columns, texts, ids,
+/// authors, langs)`: the indices of the values left to msgspec; the number of decoded posts;
+/// the contract columns in `SCHEMA` order (`id`, `created_at`, `text`, `author_id`,
+/// `author_username`, `author_followers`, `author_verified`, `lang`, `source`, `retweet_of`,
+/// `reply_to`), each `(validity or None, buffers..., null count)` (strings: offsets and data;
+/// `created_at`: int64 microseconds; `author_followers`: int64; `author_verified`: a bitmap);
+/// and, one item per decoded post, its text, its id, the campaign detector's author key (the
+/// author's id, else its username, else `?` and the post's id: `post_columns_from_tweets`)
+/// and its language (one string object per distinct language).
+#[pyfunction]
+pub fn decode_tweets<'py>(
+    py: Python<'py>,
+    raws: &Bound<'py, PyList>,
+    max_bytes: usize,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let mut unsure = Vec::new();
+    let mut id = Strings::default();
+    let mut created = Vec::with_capacity(raws.len());
+    let mut text = Strings::default();
+    let (mut author_id, mut username) = (Strings::default(), Strings::default());
+    let (mut followers, mut followers_valid) = (Vec::with_capacity(raws.len()), Bits::default());
+    let (mut verified, mut verified_valid) = (Bits::default(), Bits::default());
+    let (mut lang, mut source) = (Strings::default(), Strings::default());
+    let (mut retweet_of, mut reply_to) = (Strings::default(), Strings::default());
+    let (texts, ids, authors, langs) = (
+        PyList::empty(py),
+        PyList::empty(py),
+        PyList::empty(py),
+        PyList::empty(py),
+    );
+    let mut lang_objects: Map<String, Py<PyString>> = Map::default();
+    let values = raws
+        .iter()
+        .map(|item| item.cast_into::<PyBytes>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let slices: Vec<&[u8]> = values.iter().map(|bytes| bytes.as_bytes()).collect();
+    // the parsing needs no Python object: other threads (the sinks') run meanwhile
+    let parsed: Vec<Option<Sure<'_>>> =
+        py.detach(|| slices.iter().map(|raw| sure(raw, max_bytes)).collect());
+    for (i, item) in parsed.into_iter().enumerate() {
+        let Some(Sure { wire, micros }) = item else {
+            unsure.push(i);
+            continue;
+        };
+        let author = wire.author.as_ref().map(|Object(a)| a);
+        let (a_id, a_name) = match author {
+            Some(a) => (text_of(&a.id), text_of(&a.username)),
+            None => (None, None),
+        };
+        let mut fits = id.push(Some(&wire.id.0));
+        created.push(micros);
+        fits &= text.push(Some(&wire.text.0));
+        fits &= author_id.push(a_id);
+        fits &= username.push(a_name);
+        let count = author.and_then(|a| a.followers);
+        followers.push(count.unwrap_or(0) as i64);
+        followers_valid.push(count.is_some());
+        let ticked = author.and_then(|a| a.verified);
+        verified.push(ticked.unwrap_or(false));
+        verified_valid.push(ticked.is_some());
+        let language = text_of(&wire.lang);
+        fits &= lang.push(language);
+        fits &= source.push(text_of(&wire.source));
+        fits &= retweet_of.push(text_of(&wire.retweet_of));
+        fits &= reply_to.push(text_of(&wire.reply_to));
+        if !fits {
+            return Err(pyo3::exceptions::PyOverflowError::new_err(
+                "a batch's strings are over 2 GiB: decode it in parts",
+            ));
+        }
+        texts.append(PyString::new(py, &wire.text.0))?;
+        ids.append(PyString::new(py, &wire.id.0))?;
+        // the detector's author key: the id, else the username (empty strings do not count)
+        match a_id
+            .filter(|s| !s.is_empty())
+            .or(a_name.filter(|s| !s.is_empty()))
+        {
+            Some(key) => authors.append(PyString::new(py, key))?,
+            None => authors.append(PyString::new(py, &format!("?{}", wire.id.0)))?,
+        }
+        match language {
+            None => langs.append(py.None())?,
+            Some(code) => match lang_objects.get(code) {
+                Some(object) => langs.append(object.bind(py))?,
+                None => {
+                    let object = PyString::new(py, code).unbind();
+                    langs.append(object.bind(py))?;
+                    lang_objects.insert(code.to_owned(), object);
+                }
+            },
+        }
+    }
+    let n = created.len();
+    let columns = PyList::new(
+        py,
+        [
+            id.to_python(py)?.into_any(),
+            (
+                py.None(),
+                le_bytes(py, created.iter().map(|m| m.to_le_bytes())),
+                0usize,
+            )
+                .into_pyobject(py)?
+                .into_any(),
+            text.to_python(py)?.into_any(),
+            author_id.to_python(py)?.into_any(),
+            username.to_python(py)?.into_any(),
+            (
+                followers_valid.to_python(py),
+                le_bytes(py, followers.iter().map(|f| f.to_le_bytes())),
+                followers_valid.nulls,
+            )
+                .into_pyobject(py)?
+                .into_any(),
+            (
+                verified_valid.to_python(py),
+                PyBytes::new(py, &verified.bytes),
+                verified_valid.nulls,
+            )
+                .into_pyobject(py)?
+                .into_any(),
+            lang.to_python(py)?.into_any(),
+            source.to_python(py)?.into_any(),
+            retweet_of.to_python(py)?.into_any(),
+            reply_to.to_python(py)?.into_any(),
+        ],
+    )?;
+    (unsure, n, columns, texts, ids, authors, langs).into_pyobject(py)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(utc_micros("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(utc_micros("1970-01-01T00:00:01.5Z"), Some(1_500_000));
+        assert_eq!(utc_micros("1969-12-31T23:59:59.999999+00:00"), Some(-1));
+        assert_eq!(
+            utc_micros("2000-02-29T00:00:00Z"),
+            Some(951_782_400_000_000)
+        );
+        assert_eq!(utc_micros("2001-02-29T00:00:00Z"), None);
+        assert_eq!(utc_micros("2026-11-29T10:00:00.1234567Z"), None);
+        assert_eq!(utc_micros("2026-11-29t10:00:00Z"), None);
+        assert_eq!(utc_micros("2026-11-29T10:00:00+01:00"), None);
+        assert_eq!(utc_micros("0000-01-01T00:00:00Z"), None);
+        assert_eq!(
+            utc_micros("0001-01-01T00:00:00Z"),
+            Some(-62_135_596_800_000_000)
+        );
+    }
+}

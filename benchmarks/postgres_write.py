@@ -42,6 +42,7 @@ from cryptosent.config import Settings
 from cryptosent.processor.campaigns import CampaignStage
 from cryptosent.processor.transform import Decoded, Scorer
 from cryptosent.sinks import postgres
+from cryptosent.sinks.database import NO_JIT
 from cryptosent.sinks.migrations import migrate
 from cryptosent.sinks.offsets import OffsetStore
 from cryptosent.sources.mock import MockGenerator
@@ -135,7 +136,7 @@ def connect(url: str) -> psycopg.Connection[Any]:
     """A connection set up as the sink's (`postgres.open_sink`)."""
     conn = psycopg.connect(url)
     conn.execute("set time zone 'UTC'")
-    for statement in (postgres._STAGING, postgres._REVISED):
+    for statement in (postgres._STAGING, postgres._REVISED, NO_JIT):
         conn.execute(statement.encode())
     conn.commit()
     return conn

@@ -36,7 +36,7 @@ from cryptosent.analysis.campaigns import (
 from cryptosent.batch import Ranges, Revision, ScoredBatch
 from cryptosent.config import Settings
 from cryptosent.runtime import Retry, StopSignal
-from cryptosent.sinks.database import Database
+from cryptosent.sinks.database import NO_JIT, Database
 
 if TYPE_CHECKING:
     from cryptosent.processor.transform import Decoded
@@ -285,7 +285,8 @@ def campaign_stage(
     peers = None
     if sinks is None or "postgres" in sinks:
         database = Database(
-            settings.database_dsn(), application_name="cryptosent-campaigns", stop=stop
-        )
+            settings.database_dsn(), application_name="cryptosent-campaigns", stop=stop,
+            setup=[NO_JIT],
+        )  # fmt: skip
         peers = PeerPosts(database, detector.window, detector.max_posts)
     return CampaignStage(scorer, detector, peers, retry)

@@ -20,6 +20,13 @@ Connection = psycopg.Connection[tuple[object, ...]]
 log = logging.getLogger(__name__)
 
 
+# The statements of every batch are short, but their estimated costs pass PostgreSQL's
+# `jit_above_cost` (and its inlining and optimizing thresholds) as tables grow: JIT then compiles
+# each one anew, 1.4 s of the server's CPU for a revision statement that runs in 12 ms without
+# it (docs/benchmarks.md, round five). The processor's connections turn it off.
+NO_JIT = "set jit = off"
+
+
 class DatabaseUnavailable(TransientError):
     """PostgreSQL cannot be reached (or dropped the connection); ``str()`` names it and the fix.
 

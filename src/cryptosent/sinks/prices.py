@@ -30,7 +30,7 @@ from cryptosent.batch import ScoredBatch
 from cryptosent.config import Settings
 from cryptosent.runtime import Retry
 from cryptosent.sinks.base import Sink, Written
-from cryptosent.sinks.database import Database
+from cryptosent.sinks.database import NO_JIT, Database
 from cryptosent.sinks.lake import Lake, LakeBuffer, LakeSink, PendingObjects, lake_location
 from cryptosent.sinks.offsets import OffsetStore
 
@@ -288,7 +288,7 @@ def open_price_sinks(
     if "postgres" in names:
         r = retry()
         database = Database(
-            settings.database_dsn(), setup=[_STAGING], application_name="cryptosent-prices",
+            settings.database_dsn(), setup=[_STAGING, NO_JIT], application_name="cryptosent-prices",
             stop=r.stop,
         )  # fmt: skip
         sinks.append(PriceMinuteSink(database, OffsetStore(group, settings.prices_topic), r))

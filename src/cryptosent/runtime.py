@@ -8,6 +8,7 @@ own injectable sleep function, so tests can assert the exact sequence of delays.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -16,9 +17,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from cryptosent.errors import FatalError, TransientError
+
+GC_THRESHOLD: Final = (50_000, 20, 20)
+"""The garbage collector's thresholds in a long-running stream (Python's: 700, 10, 10)."""
+
+
+def settle_gc() -> None:
+    """Tune the cyclic garbage collector for a process that streams from here on: collect once,
+    freeze what exists (modules, lexicons, the coin catalogue, the models: they live as long as
+    the process, and a full collection walked them again and again), and collect the young
+    generation every 50,000 container allocations instead of 700 (a batch of 20,000 tweets
+    allocates about 50,000 more than it frees). A processor over 300,000 mock tweets spent
+    0.82 CPU s in collections, 0.14 after (docs/benchmarks.md, round five)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
+
 
 log = logging.getLogger(__name__)
 

@@ -190,3 +190,21 @@ def test_retry_gives_up_an_attempt_that_hangs_when_the_stop_comes() -> None:
     assert time.monotonic() - started < 0.2 + StopSignal.GRACE_S + StopSignal.ABANDON_AFTER_S + 0.5
     assert isinstance(err.value, TransientError) and err.value.service == "write"
     release.set()
+
+
+def test_settle_gc_freezes_what_exists_and_collects_less_often() -> None:
+    import gc
+
+    from cryptosent.runtime import GC_THRESHOLD, settle_gc
+
+    before = gc.get_threshold()
+    try:
+        kept = [[i] for i in range(1000)]  # containers that exist before: frozen, not walked
+        settle_gc()
+        assert gc.get_freeze_count() >= len(kept)
+        assert gc.get_threshold() == GC_THRESHOLD
+        walked = {id(o) for generation in range(3) for o in gc.get_objects(generation)}
+        assert not any(id(k) in walked for k in kept)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -39,7 +39,7 @@ def process(
     from cryptosent.kafka import MissingTopic, probe_topic
     from cryptosent.processor import build_processor
     from cryptosent.processor.prices import build_price_processor, run_beside
-    from cryptosent.runtime import StopSignal, until_stopped
+    from cryptosent.runtime import StopSignal, settle_gc, until_stopped
     from cryptosent.sinks.database import DatabaseUnavailable
     from cryptosent.sinks.migrations import migrate
     from cryptosent.sinks.registry import SINKS
@@ -85,6 +85,7 @@ def process(
                 if prices
                 else None
             )
+            settle_gc()  # what is built now lives as long as the process
             stats, price_rate = run_beside(processor, price_processor)
     out.print(
         f"process: {stats.consumed:,} consumed, {stats.stored:,} stored, "

@@ -5,15 +5,20 @@ grouping by (partition, hour)."""
 from __future__ import annotations
 
 import gzip
+import io
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
+from unittest.mock import patch
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from cryptosent.batch import SCHEMA, ScoredBatch
 from cryptosent.runtime import Retry
+from cryptosent.sinks import lake
 from cryptosent.sinks.base import Written
 from cryptosent.sinks.lake import LakeBuffer, LakeSink, hour_groups, render
 from cryptosent.sinks.offsets import OffsetStore
@@ -121,3 +126,46 @@ def test_hour_folders_are_arrows_strftime_from_year_1_to_9999() -> None:
         ((0, name), i, i + 1) for i, name in enumerate(expected)
     ]
     assert expected[1] == "dt=0005-04-19/hour=09" and expected[2] == "dt=1969-12-31/hour=23"
+
+
+def test_group_runs_are_the_groups_rows_as_consecutive_row_numbers() -> None:
+    # rows 0-2 and 6-7 of partition 0, rows 3-5 of partition 1; 8-9 of partition 0 an hour on
+    order = np.array([0, 1, 2, 6, 7, 8, 9, 3, 4, 5])
+    groups = [(0, 5), (5, 7), (7, 10)]
+    assert lake.group_runs(order, groups) is None  # 4 runs in 10 rows: too short to slice
+    with patch.object(lake, "_MIN_RUN", 1):
+        assert lake.group_runs(order, groups) == [[(0, 3), (6, 2)], [(8, 2)], [(3, 3)]]
+
+
+def test_render_by_runs_writes_what_render_by_take_writes() -> None:
+    buffer = LakeBuffer()
+    raws = iter(f'{{"n":{n}}}'.encode() for n in range(10_000))
+    for first in range(0, 400, 100):  # each batch: 25 rows of partition 2, then 25 of 1
+        for seconds in (0, 5):  # 10:59 then 11:00
+            rows = [(2, first + seconds + k) for k in range(25)]
+            rows += [(1, first + seconds + k) for k in range(25)]
+            buffer.add(batch(rows, seconds, raw=b""))
+            buffer.raw[-50:] = [next(raws) for _ in range(50)]
+    with patch.object(lake, "_MIN_RUN", 10):
+        runs = lake.group_runs(*_order(buffer))
+        by_runs = render(buffer, "tweets").blobs
+    with patch.object(lake, "_MIN_RUN", 10**9):
+        by_take = render(buffer, "tweets").blobs
+    assert runs is not None and sum(map(len, runs)) == 16  # 4 groups of 4 runs: sliced
+    assert list(by_runs) == list(by_take) and len(by_runs) == 8
+    for key, blob in by_runs.items():
+        if key.endswith(".parquet"):
+            got = pq.read_table(io.BytesIO(blob))
+            assert got.equals(pq.read_table(io.BytesIO(by_take[key])))
+            assert got.num_rows == 100 and got.column("kafka_offset").to_pylist() == sorted(
+                got.column("kafka_offset").to_pylist()
+            )
+        else:
+            assert gzip.decompress(blob) == gzip.decompress(by_take[key])
+            assert gzip.decompress(blob).count(b"\n") == 100
+
+
+def _order(buffer: LakeBuffer) -> tuple[Any, list[tuple[int, int]]]:
+    table = pa.concat_tables(buffer.tables)
+    order, groups = hour_groups(table.column("kafka_partition"), table.column("created_at"))
+    return order, [(start, end) for _, start, end in groups]

@@ -15,7 +15,8 @@ from cryptosent.stack.manager import Stack
 REQUIRED = [
     "sentiment_vadersentiment_per_s", "sentiment_vader_per_s", "sentiment_vader_exact",
     "sentiment_speedup_vs_vadersentiment", "produce_tweets_per_s", "process_tweets_per_s",
-    "process_tweets_per_s_2_procs", "freshness_p95_s", "dashboard_query_ms_max",
+    "process_tweets_per_s_2_procs", "process_cpu_s_per_1000_sustained", "process_startup_cpu_s",
+    "freshness_p95_s", "dashboard_query_ms_max",
 ]  # fmt: skip
 
 
@@ -36,6 +37,9 @@ def test_quick_bench_writes_every_figure(stack: Stack, tmp_path: Path) -> None:
     # the machine's speed at the start and the end, to compare runs by
     assert figures["machine"]["python_speed"] > 0 and figures["machine"]["python_speed_end"] > 0
     assert figures["process_count"] == 10_000
+    # the start-up, measured on the empty topic, is a real run of the processor (imports alone
+    # take a CPU second)
+    assert 0.2 < figures["process_startup_cpu_s"] < 30
     # a quick run fits one batch: its rate is the whole run's, never "nan"
     for key in ("process_tweets_per_s", "process_tweets_per_s_2_procs"):
         assert math.isfinite(figures[key]) and figures[key] > 0, (key, figures[key])

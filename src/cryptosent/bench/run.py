@@ -50,7 +50,10 @@ TARGETS = {
     "sentiment_teacher_per_s": (">=", 300.0),
     "produce_tweets_per_s": (">=", 50_000.0),
     "process_tweets_per_s": (">=", 60_000.0),  # issue 14 (was 20,000)
-    "process_cpu_s_per_1000": ("<=", 0.015),
+    # issue 14's "sustained": start-up off (start-up is a fixed ~1 CPU s, whatever the run's
+    # length: with it, 200,000 tweets would need under 0.010 of work per 1,000); the figure with
+    # start-up stays in the table, beside it
+    "process_cpu_s_per_1000_sustained": ("<=", 0.015),
     "freshness_p95_s": ("<=", 2.0),
     "freshness_10k_p95_s": ("<=", 0.5),
     "dashboard_query_ms_max": ("<=", 200.0),

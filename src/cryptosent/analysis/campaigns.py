@@ -1050,7 +1050,11 @@ class CampaignDetector:
         # earlier clusters that this batch joined become one, under the oldest label: an earlier
         # cluster can meet several components of the batch and a component several earlier
         # clusters, so the labels these links join form sets, each under its lowest label
-        roots = _linked_roots(zip(old_label.tolist(), value[old_post].tolist(), strict=True))
+        # (most links join a post to the cluster it is in already: about 70 of 22,000 a batch of
+        # 20,000 mock posts join two labels, and only those can change a root)
+        joined = value[old_post]
+        apart = old_label != joined
+        roots = _linked_roots(zip(old_label[apart].tolist(), joined[apart].tolist(), strict=True))
         if roots:
             value = value.copy()  # the compiled core's buffer is read-only
             for label, root in roots.items():

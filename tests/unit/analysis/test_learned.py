@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from cryptosent.analysis.learned import analyzers as learned
 from cryptosent.analysis.learned.features import hashed
 from cryptosent.analysis.learned.judgement import scores_from_probs
-from cryptosent.analysis.learned.languages import scorable
+from cryptosent.analysis.learned.languages import scorable, scorable_many
 from cryptosent.analysis.learned.student import dense_features
 from cryptosent.analysis.sentiment import get_analyzer, label
 
@@ -132,6 +132,18 @@ def test_unscored_languages() -> None:
     assert not scorable("ביטקוין עולה היום")
     assert scorable("Биткоин улетит") and scorable("비트코인 떡상") and scorable("gm ser 🚀")
     assert not scorable("bitcoin", "th") and scorable("bitcoin", "en-GB") and scorable("btc", "und")
+
+
+def test_scorable_many_is_scorable_of_each_post() -> None:
+    texts = ["gm ser 🚀", "บิทคอยน์ขึ้นแล้ว ดีมาก", "Биткоин улетит", "bitcoin", "btc", "ביטקוין עולה"]
+    langs = [None, "und", "", "th", "EN-us", "zxx", "qme", "ja", "fr-CA", "xx"]
+    pairs = [(t, lang) for t in texts for lang in langs]
+    expected = bytes(scorable(t, lang) for t, lang in pairs)
+    assert scorable_many([t for t, _ in pairs], [lang for _, lang in pairs]) == expected
+    assert expected.count(1) not in (0, len(pairs))  # both verdicts occur
+    # every language decides (no text is read): still each post's own verdict, in order
+    assert scorable_many(["ביטקוין", "x", "y"], ["en", "th", "es"]) == bytes([1, 0, 1])
+    assert scorable_many([], []) == b""
     thai = get_analyzer("learned").judge_many(["บิทคอยน์ขึ้นแล้ว ดีมาก"])[0]  # type: ignore[attr-defined]
     assert thai.label == "unscored" and thai.confidence == 0.0
     assert thai.scores.compound == 0.0

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from cryptosent.analysis.learned.judgement import Judgement
-from cryptosent.analysis.learned.languages import scorable
+from cryptosent.analysis.learned.languages import scorable, scorable_many
 from cryptosent.analysis.learned.student import StudentModel
 from cryptosent.analysis.learned.teacher import TeacherModel
 from cryptosent.analysis.vader import NEUTRAL_SCORES, Scores
@@ -182,7 +182,7 @@ class LearnedAnalyzer:
         engine = getattr(vader, "native", None)
         if CORE is None or self.native is None or engine is None or crypto is None:
             return None
-        mask = bytes(map(scorable, texts, langs))
+        mask = scorable_many(texts, langs)
         floats, labels, vader_labels, fallback = CORE.score_columns(
             engine, crypto, self.native, texts, mask
         )

@@ -12,8 +12,9 @@ stream; ``detect_language`` (py3langid, a model shipped in its package) names th
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 SUPPORTED = frozenset(
     [
@@ -57,12 +58,38 @@ def _script(ch: str) -> str:
 
 def scorable(text: str, declared: str | None = None) -> bool:
     """True when the post is in a language the learned analyzers were trained on."""
+    verdict = _declared_verdict(declared)
+    return verdict if verdict is not None else _scorable_text(text)
+
+
+def scorable_many(texts: Sequence[str], langs: Sequence[str | None]) -> bytes:
+    """``scorable`` of each (text, declared language), one byte each (1: scorable). A batch
+    declares few distinct languages: each is judged once, and only the texts whose declaration
+    decides nothing (none, ``und``, ...) are read."""
+    verdicts = {lang: _declared_verdict(lang) for lang in set(langs)}
+    if None not in verdicts.values():
+        decided = cast(dict[str | None, bool], verdicts)
+        return bytes(map(decided.__getitem__, langs))
+    return bytes(
+        _scorable_text(text) if verdict is None else verdict
+        for text, verdict in zip(texts, map(verdicts.__getitem__, langs), strict=True)
+    )
+
+
+def _declared_verdict(declared: str | None) -> bool | None:
+    """What a declared language says alone: scorable (true), not (false), or nothing (None:
+    no declaration, or one that names no language)."""
     if declared:
         code = declared.lower().split("-")[0]
         if code in SUPPORTED:
             return True
         if code not in ("und", "qme", "qht", "zxx", "art", "qam", "qct"):
             return False
+    return None
+
+
+def _scorable_text(text: str) -> bool:
+    """Whether the text's letters are mostly in a script the analyzers were trained on."""
     if text.isascii():
         return True
     foreign = trained = 0

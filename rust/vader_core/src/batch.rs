@@ -182,9 +182,15 @@ pub fn score_columns<'py>(
         floats[4 * n + i] = confidence;
         labels[i] = code;
     }
-    let bytes: Vec<u8> = floats.iter().flat_map(|x| x.to_le_bytes()).collect();
+    // written straight into the bytearray: no byte-by-byte collect, no second copy
+    let bytes = PyByteArray::new_with(py, floats.len() * 8, |bytes| {
+        for (chunk, x) in bytes.chunks_exact_mut(8).zip(&floats) {
+            chunk.copy_from_slice(&x.to_le_bytes());
+        }
+        Ok(())
+    })?;
     Ok((
-        PyByteArray::new(py, &bytes),
+        bytes,
         PyBytes::new(py, &labels),
         PyBytes::new(py, &vader_labels),
         fallback,

@@ -259,14 +259,14 @@ impl Strings {
     }
 
     fn to_python<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let offsets: Vec<u8> = if self.offsets.is_empty() {
-            0i32.to_le_bytes().to_vec()
+        let offsets = if self.offsets.is_empty() {
+            PyBytes::new(py, &0i32.to_le_bytes())
         } else {
-            self.offsets.iter().flat_map(|o| o.to_le_bytes()).collect()
+            le_bytes(py, self.offsets.iter().map(|o| o.to_le_bytes()))?
         };
         (
             self.valid.to_python(py),
-            PyBytes::new(py, &offsets),
+            offsets,
             PyBytes::new(py, &self.data),
             self.valid.nulls,
         )
@@ -301,12 +301,18 @@ impl Bits {
     }
 }
 
+/// The values' bytes, written straight into a new `bytes` object (no byte-by-byte collect,
+/// no second copy).
 fn le_bytes<'py, const N: usize>(
     py: Python<'py>,
-    values: impl Iterator<Item = [u8; N]>,
-) -> Bound<'py, PyBytes> {
-    let bytes: Vec<u8> = values.flatten().collect();
-    PyBytes::new(py, &bytes)
+    values: impl ExactSizeIterator<Item = [u8; N]>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    PyBytes::new_with(py, values.len() * N, |bytes| {
+        for (chunk, value) in bytes.chunks_exact_mut(N).zip(values) {
+            chunk.copy_from_slice(&value);
+        }
+        Ok(())
+    })
 }
 
 /// A message this decoder is sure of, its fields borrowed where they can be.
@@ -451,7 +457,7 @@ pub fn decode_tweets<'py>(
             id.to_python(py)?.into_any(),
             (
                 py.None(),
-                le_bytes(py, created.iter().map(|m| m.to_le_bytes())),
+                le_bytes(py, created.iter().map(|m| m.to_le_bytes()))?,
                 0usize,
             )
                 .into_pyobject(py)?
@@ -461,7 +467,7 @@ pub fn decode_tweets<'py>(
             username.to_python(py)?.into_any(),
             (
                 followers_valid.to_python(py),
-                le_bytes(py, followers.iter().map(|f| f.to_le_bytes())),
+                le_bytes(py, followers.iter().map(|f| f.to_le_bytes()))?,
                 followers_valid.nulls,
             )
                 .into_pyobject(py)?

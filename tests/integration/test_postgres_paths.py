@@ -4,8 +4,9 @@ batches, a batch with a repeated id, a batch replayed after it was stored, and r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import psycopg
 import pyarrow as pa
@@ -142,10 +143,12 @@ def test_binary_copy_stores_what_the_csv_copy_stores(database_url: str) -> None:
     tables = [_hard_rows(["DOT"]), *(batch.table for batch in _batches()[:2])]
     with psycopg.connect(database_url) as conn:
         found = []
-        for name, encode, form in [
+        encoders: list[tuple[str, Callable[[pa.Table], bytes], str]] = [
             ("by_binary", postgres.to_copy_binary, "binary"),
+            ("by_pgpq", partial(postgres.to_copy_binary, compiled=False), "binary"),
             ("by_csv", postgres.to_copy_csv, "csv"),
-        ]:
+        ]
+        for name, encode, form in encoders:
             conn.execute(f"create temp table {name} (like tweets including defaults)".encode())
             with conn.cursor() as cur:
                 for table in tables:
@@ -154,7 +157,7 @@ def test_binary_copy_stores_what_the_csv_copy_stores(database_url: str) -> None:
                         writer.write(encode(table))
             query = f"select {postgres._COLUMNS} from {name} order by id, kafka_offset"
             found.append(conn.execute(query.encode()).fetchall())
-    assert found[0] == found[1]
+    assert found[0] == found[1] == found[2]  # the compiled encoder, pgpq's, the CSV
     assert len(found[0]) == 6 + 1200
     hard = {row[0]: row for row in found[0] if row[0].startswith("hard-")}
     columns = postgres._COLUMNS.split(", ")

@@ -14,6 +14,7 @@ use std::sync::Mutex;
 mod batch;
 mod campaigns;
 mod coins;
+mod copy;
 mod decode;
 mod student;
 
@@ -963,6 +964,7 @@ fn cryptosent_vader_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<student::Student>()?;
     m.add_function(wrap_pyfunction!(batch::score_columns, m)?)?;
     m.add_function(wrap_pyfunction!(decode::decode_tweets, m)?)?;
+    m.add_function(wrap_pyfunction!(copy::copy_rows, m)?)?;
     m.add_class::<coins::CoinQuick>()?;
     m.add_class::<campaigns::CampaignSigner>()?;
     m.add_function(wrap_pyfunction!(campaigns::similar_rows, m)?)?;

@@ -80,6 +80,54 @@ fn put_len(out: &mut Vec<u8>, len: usize) -> PyResult<()> {
 }
 
 impl Column<'_> {
+    /// Whether the buffers hold `rows` values from `offset` on (offsets in range, bitmaps and
+    /// values long enough), so that `put` cannot read past a buffer.
+    fn fits(&self, rows: usize) -> bool {
+        let end = self.offset + rows;
+        let bits = |bitmap: Option<&[u8]>, n: usize| bitmap.is_none_or(|b| b.len() * 8 >= n);
+        // the offsets of values `from..from + n` are ascending and end within `limit`
+        let spans = |offsets: &[u8], from: usize, n: usize, limit: usize| {
+            n == 0
+                || (offsets.len() >= (from + n + 1) * 4 && {
+                    let mut prev = i32_at(offsets, from);
+                    prev >= 0
+                        && (from + 1..=from + n).all(|k| {
+                            let next = i32_at(offsets, k);
+                            let ok = next >= prev;
+                            prev = next;
+                            ok
+                        })
+                        && prev as usize <= limit
+                })
+        };
+        if !bits(self.validity, end) {
+            return false;
+        }
+        match self.kind {
+            STRING => spans(self.offsets, self.offset, rows, self.data.len()),
+            INT64 | FLOAT64 | TIMESTAMP_US => self.data.len() >= end * 8,
+            INT32 => self.data.len() >= end * 4,
+            BOOL => bits(Some(self.data), end),
+            _ => {
+                let children = self.child_offsets.len() / 4;
+                if !spans(self.offsets, self.offset, rows, children.saturating_sub(1)) {
+                    return false;
+                }
+                let (first, last) = if rows == 0 {
+                    (0, 0)
+                } else {
+                    (
+                        i32_at(self.offsets, self.offset) as usize,
+                        i32_at(self.offsets, end) as usize,
+                    )
+                };
+                let from = self.child_offset + first;
+                bits(self.child_validity, self.child_offset + last)
+                    && spans(self.child_offsets, from, last - first, self.data.len())
+            }
+        }
+    }
+
     fn put(&self, out: &mut Vec<u8>, row: usize) -> PyResult<()> {
         let i = self.offset + row;
         if !valid(self.validity, i) {
@@ -190,11 +238,15 @@ pub fn copy_rows<'py>(
                 .unwrap_or(&[]),
         });
     }
+    if !views.iter().all(|column| column.fits(rows)) {
+        return Err(PyValueError::new_err(
+            "an Arrow array's buffers are shorter than its length says",
+        ));
+    }
     let fields = i16::try_from(views.len())
         .map_err(|_| PyValueError::new_err("more columns than COPY can carry"))?;
     let size = views.iter().map(|c| c.data.len()).sum::<usize>() + rows * (2 + 12 * views.len());
     let mut out = Vec::with_capacity(size);
-    // a panic (a buffer shorter than its array says) reaches Python as an exception
     for row in 0..rows {
         out.extend_from_slice(&fields.to_be_bytes());
         for column in &views {

@@ -90,3 +90,21 @@ def test_a_type_the_core_does_not_write_goes_to_pgpq() -> None:
     )
     assert postgres._copy_kinds(table.schema) is None
     assert _both(table)[0] == _both(table)[1]
+
+
+def _strings(offsets: list[int], chars: bytes) -> pa.Array:
+    """A string array straight from its buffers (pyarrow checks their sizes and the first and
+    last offsets, not the ones between)."""
+    raw = b"".join(o.to_bytes(4, "little", signed=True) for o in offsets)
+    return pa.Array.from_buffers(
+        pa.string(), len(offsets) - 1, [None, pa.py_buffer(raw), pa.py_buffer(chars)]
+    )
+
+
+@pytest.mark.parametrize(
+    "offsets", [[0, 9, 3], [0, 2, 1, 3]], ids=["inside, past the end", "inside, descending"]
+)
+def test_offsets_out_of_range_are_a_clear_error_not_a_crash(offsets: list[int]) -> None:
+    with pytest.raises(ValueError, match="buffers are shorter than its length says"):
+        postgres.to_copy_binary(pa.table({"x": _strings(offsets, b"abc")}))
+    assert postgres.to_copy_binary(pa.table({"x": _strings([0, 3], b"abc")}))  # a good one

@@ -10,10 +10,11 @@ processor does (`transform.Scorer`, then the campaign stage without peers), and 
 fresh migrated database holding ``--stored`` older tweets of today (so indexes have their depth
 and the planner its statistics), batch after batch, one transaction per batch, with the sink's
 own statements by both of its paths: ``copy`` (the fast path: COPY straight into `tweets` in a
-savepoint, then the copied rows' mentions and measures) and ``guarded`` (COPY into the staging
-table, then the insert statement that skips stored keys). Steps: the offsets, the COPY, the
-statement after it (mentions, the minute upsert and its hourly rollup trigger; the guarded one
-also inserts the tweets), the batch's revisions, the commit. The server backend's CPU comes
+savepoint, the mentions by a second COPY, then the copied rows' measures) and ``guarded`` (COPY
+into the staging table, then the insert statement that skips stored keys). Steps: the offsets,
+the COPY, the mentions' COPY (the fast path only), the statement after them (the minute upsert
+and its hourly rollup trigger; the guarded one also inserts the tweets and their mentions), the
+batch's revisions, the commit. The server backend's CPU comes
 from ``/proc/<pid>/schedstat`` (the benchmark runs on the server's machine, as root or as its
 user), read between the steps; the client's from ``time.thread_time``. A last pass per path runs
 the statement after the COPY under ``EXPLAIN (ANALYZE, BUFFERS)`` to split it into its parts.
@@ -51,7 +52,7 @@ from cryptosent.stack.postgres import PostgresServer
 
 PARTITIONS = 6
 PATHS = ("copy", "guarded")
-STEPS = ("offsets", "copy", "statement", "revise", "commit")
+STEPS = ("offsets", "copy", "mentions", "statement", "revise", "commit")
 PARTS = ("tweets", "mentions", "minutes", "rollup trigger")
 # older tweets of today, as a day's partition holds them when the batches arrive
 _PREFILL = """
@@ -170,11 +171,15 @@ def write_steps(
                 with cur.copy(postgres._COPY_TWEETS) as copy:
                     copy.write(rows)
                 step("copy")
+                with cur.copy(postgres._COPY_MENTIONS) as copy:
+                    copy.write(postgres.to_copy_binary(postgres.mention_rows(batch.table)))
+                step("mentions")
                 cur.execute(postgres._ADD_COPIED).fetchone()
         else:
             with cur.copy(postgres._COPY) as copy:
                 copy.write(rows)
             step("copy")
+            step("mentions")
             cur.execute(postgres._INSERT_BATCH).fetchone()
         step("statement")
         if batch.revisions:
@@ -242,6 +247,9 @@ def explain(url: str, batches: list[ScoredBatch], path: str) -> tuple[dict[str, 
             offsets.advance(conn, postgres.PostgresSink.name, batch.ranges)
             with cur.copy(copy) as writer:
                 writer.write(postgres.to_copy_binary(batch.table))
+            if path == "copy":
+                with cur.copy(postgres._COPY_MENTIONS) as writer:
+                    writer.write(postgres.to_copy_binary(postgres.mention_rows(batch.table)))
             last = i == len(batches) - 1
             kind = "text" if last else "json"
             rows = cur.execute(f"explain (analyze, buffers, format {kind}) {statement}".encode())

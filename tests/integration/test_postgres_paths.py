@@ -96,7 +96,7 @@ def test_fast_and_guarded_paths_store_the_same(
     batches = _batches()
     assert sum(len(b.revisions) for b in batches) > 0
     fast_counts, fast_rows = _store(database_url, batches)
-    monkeypatch.setattr(postgres, "copy_new", lambda cur, rows: False)
+    monkeypatch.setattr(postgres, "copy_new", lambda cur, rows, mentions: False)
     guarded_counts, guarded_rows = _store(second_database, batches)
 
     assert fast_counts == guarded_counts == [600, 600, 600, 599, 1, 0]

@@ -24,9 +24,12 @@ ROWS = [
     ("voices", "coin linking, CPU ms per 1,000 tweets", "coins_ms_per_1000"),
     ("voices", "campaign detection, CPU ms per 1,000 tweets", "campaigns_ms_per_1000"),
     ("produce", "`generate --rate max` into Kafka, tweets/s", "produce_tweets_per_s"),
-    ("process", "1 processor, all sinks, tweets/s (sustained)", "process_tweets_per_s"),
-    ("process", "1 processor, CPU s per 1,000 tweets (start-up off)",
+    ("process", "1 processor, all sinks, tweets/s (sustained; median of the runs)",
+     "process_tweets_per_s"),
+    ("process", "same, each run", "process_tweets_per_s_runs"),
+    ("process", "1 processor, CPU s per 1,000 tweets (start-up off; median of the runs)",
      "process_cpu_s_per_1000_sustained"),
+    ("process", "same, each run", "process_cpu_s_per_1000_sustained_runs"),
     ("process", "1 processor, CPU s per 1,000 tweets, start-up included", "process_cpu_s_per_1000"),
     ("process", "1 processor, start-up CPU s (empty topic)", "process_startup_cpu_s"),
     ("process", "1 processor, peak resident memory, MiB", "process_peak_rss_mib"),
@@ -63,6 +66,8 @@ def fmt(value: Any) -> str:
         return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
     if isinstance(value, int):
         return f"{value:,}"
+    if isinstance(value, list) and value:
+        return " / ".join(fmt(v) for v in value)
     return "not measured"
 
 

@@ -13,6 +13,7 @@ import re
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -188,6 +189,37 @@ def measure_process(settings: Settings, count: int, processes: int = 1) -> dict[
             float(peak[1].replace(",", "")) if peak else float("nan") for peak in peaks
         ),
     }
+
+
+# the figures of one processor's run whose spread a median of several runs shows, by name
+_SPREAD = ("process_tweets_per_s", "process_cpu_s_per_1000_sustained", "process_cpu_s_per_1000")
+
+
+def measure_process_runs(settings: Settings, count: int, runs: int) -> dict[str, Any]:
+    """`measure_process` of one processor `runs` times, each on its own topic and database;
+    `median_of_runs` of their figures."""
+    return median_of_runs([measure_process(settings, count) for _ in range(runs)])
+
+
+def median_of_runs(results: list[dict[str, float]]) -> dict[str, Any]:
+    """Several runs' figures as one: each figure the median of the runs' (the figures of one run
+    move by 8 % and more from run to run on this shared machine, as much as issue 14's margins),
+    peak memory the largest (a bound, not a typical run), and each run's own rate and CPU figures
+    beside them in order (``<figure>_runs``). A run with no figure (nan) is left out of its
+    median; nan when no run has one."""
+    out: dict[str, Any] = {"process_runs": len(results)}
+    for key in results[0]:
+        values = [r[key] for r in results if not math.isnan(r[key])]
+        if not values:
+            out[key] = float("nan")
+        elif key.startswith("process_peak_rss_mib"):
+            out[key] = max(values)
+        else:
+            out[key] = statistics.median(values)
+    if len(results) > 1:
+        for key in _SPREAD:
+            out[f"{key}_runs"] = [r[key] for r in results]
+    return out
 
 
 def measure_freshness(

@@ -81,23 +81,40 @@ fn is_punct(c: char) -> bool {
     c.is_ascii_punctuation()
 }
 
-/// `str.split()`: runs of non-whitespace.
+/// `str.split()`: runs of non-whitespace. Read byte by byte: an ASCII byte is looked up, and a
+/// multi-byte character can be whitespace only when it starts with 0xC2, 0xE1, 0xE2 or 0xE3
+/// (U+0085, U+00A0, U+1680, U+2000..U+205F, U+3000: `is_py_space`), so only those are decoded.
 fn split_py(text: &str) -> Vec<&str> {
+    let bytes = text.as_bytes();
     let mut words = Vec::with_capacity(16);
     let mut start: Option<usize> = None;
-    for (index, c) in text.char_indices() {
-        let space = if c.is_ascii() {
-            matches!(c, '\t'..='\r' | '\x1c'..=' ')
-        } else {
-            is_py_space(c)
-        };
-        match (space, start) {
-            (true, Some(from)) => {
-                words.push(&text[from..index]);
-                start = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let space = match b {
+            b'\t'..=b'\r' | 0x1C..=b' ' => 1,
+            0..=0x7F => 0,
+            0xC2 | 0xE1..=0xE3 => {
+                // a lead byte: the text is valid UTF-8, so its character is whole here
+                let c = text[i..].chars().next().unwrap_or(' ');
+                if is_py_space(c) {
+                    c.len_utf8()
+                } else {
+                    0
+                }
             }
-            (false, None) => start = Some(index),
-            _ => {}
+            _ => 0,
+        };
+        if space > 0 {
+            if let Some(from) = start.take() {
+                words.push(&text[from..i]);
+            }
+            i += space;
+        } else {
+            if start.is_none() {
+                start = Some(i);
+            }
+            i += 1;
         }
     }
     if let Some(from) = start {

@@ -46,6 +46,21 @@ def test_whitespace_is_pythons_str_isspace_on_every_code_point() -> None:
     assert set(CORE.whitespace()) == python
 
 
+def test_tokens_split_as_str_split_around_every_code_point_sharing_a_lead_byte() -> None:
+    # the engine splits byte by byte and decodes only characters whose UTF-8 starts as a
+    # multi-byte whitespace's does (0xC2, 0xE1 to 0xE3): every code point of those blocks, and
+    # ASCII, between words and in runs
+    engine = VaderAnalyzer().native
+    emoji = load_vader_emoji()
+    blocks = [range(0x80), range(0x80, 0xC0), range(0x1000, 0x4000)]
+    for code in (c for block in blocks for c in block):
+        char = chr(code)
+        if char in emoji or 0xD800 <= code <= 0xDFFF:
+            continue
+        text = f"a{char}b {char}{char}c{char}"
+        assert engine.tokens(text) == text.split(), hex(code)
+
+
 _TIES = [k / 2**m for m in range(1, 12) for k in range(-64, 65, 1)]
 
 

@@ -42,43 +42,53 @@ fn label(compound: f64) -> u8 {
 
 type CharMap<V> = std::collections::HashMap<char, V, foldhash::fast::RandomState>;
 
-/// Python's `str.lower()` of `text` (the `string` it came from) into `out`. Python maps each
-/// character on its own, except the capital sigma, whose form depends on its neighbours; so
-/// ASCII is lowered here and any other character by Python's own `lower()` of that character
-/// alone, asked once a batch (`lowered` keeps the answers), and a text with a capital sigma is
-/// lowered by Python whole. No Unicode table here can differ from Python's.
-fn python_lower(
-    string: &Bound<'_, PyString>,
-    text: &str,
-    lowered: &mut CharMap<Box<str>>,
-    out: &mut String,
-) -> PyResult<()> {
-    out.clear();
-    if text.is_ascii() {
-        out.push_str(text);
-        out.make_ascii_lowercase();
-        return Ok(());
-    }
-    if text.contains('\u{3A3}') {
-        let whole = string.call_method0("lower")?;
-        out.push_str(whole.cast::<PyString>()?.to_str()?);
-        return Ok(());
-    }
-    for c in text.chars() {
-        if c.is_ascii() {
-            out.push(c.to_ascii_lowercase());
-            continue;
+/// What lower-casing needs of Python for a batch, asked before the GIL is let go: Python's
+/// own `lower()` of each non-ASCII character of the texts (Python maps each character on its
+/// own), and of each whole text with a capital sigma (whose form depends on its neighbours).
+/// No Unicode table here can differ from Python's.
+#[derive(Default)]
+struct Lowering {
+    chars: CharMap<Box<str>>,
+    whole: std::collections::HashMap<usize, String>,
+}
+
+impl Lowering {
+    fn learn(&mut self, i: usize, string: &Bound<'_, PyString>, text: &str) -> PyResult<()> {
+        if text.is_ascii() {
+            return Ok(());
         }
-        match lowered.entry(c) {
-            Entry::Occupied(known) => out.push_str(known.get()),
-            Entry::Vacant(new) => {
+        if text.contains('\u{3A3}') {
+            let whole = string.call_method0("lower")?;
+            self.whole.insert(i, whole.cast::<PyString>()?.to_str()?.to_owned());
+            return Ok(());
+        }
+        for c in text.chars().filter(|c| !c.is_ascii()) {
+            if let Entry::Vacant(new) = self.chars.entry(c) {
                 let one = PyString::new(string.py(), c.encode_utf8(&mut [0; 4]));
                 let lower = one.call_method0("lower")?;
-                out.push_str(new.insert(lower.cast::<PyString>()?.to_str()?.into()));
+                new.insert(lower.cast::<PyString>()?.to_str()?.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Python's `str.lower()` of text `i` into `out` (`learn` saw it).
+    fn lower(&self, i: usize, text: &str, out: &mut String) {
+        out.clear();
+        if let Some(whole) = self.whole.get(&i) {
+            out.push_str(whole);
+        } else if text.is_ascii() {
+            out.push_str(text);
+            out.make_ascii_lowercase();
+        } else {
+            for c in text.chars() {
+                match self.chars.get(&c) {
+                    Some(lower) => out.push_str(lower),
+                    None => out.push(c.to_ascii_lowercase()),
+                }
             }
         }
     }
-    Ok(())
 }
 
 /// `learned.student.dense_features` (compound, pos, neu, neg order in `v` and `c`), into `out`.
@@ -121,6 +131,10 @@ fn scores_from_probs(neg: f64, neu: f64, pos: f64) -> ([f64; 4], u8) {
 /// `FLOAT_COLUMNS` columns, the labels one code a text (0 negative, 1 neutral, 2 positive,
 /// 3 unscored), `fallback` the indices of texts with no UTF-8 form (lone surrogates), whose
 /// rows are left zero for the Python path to fill.
+///
+/// The texts are copied out first and scored without the GIL, so the processor's other threads
+/// (the PostgreSQL and lake writers) run meanwhile; Python is asked again only for a non-ASCII
+/// token new to an engine's cache.
 #[pyfunction]
 pub fn score_columns<'py>(
     py: Python<'py>,
@@ -142,46 +156,65 @@ pub fn score_columns<'py>(
             "one scorable flag per text",
         ));
     }
+    // the texts back to back (`ends[i]` where text i ends), None for a text with no UTF-8 form
+    let mut all = String::new();
+    let mut ends: Vec<Option<usize>> = Vec::with_capacity(n);
+    let mut lowering = Lowering::default();
+    for (i, item) in texts.iter().enumerate() {
+        let string = item.cast::<PyString>()?;
+        match string.to_str() {
+            Ok(text) => {
+                if scorable[i] != 0 {
+                    lowering.learn(i, string, text)?;
+                }
+                all.push_str(text);
+                ends.push(Some(all.len()));
+            }
+            Err(_) => ends.push(None),
+        }
+    }
     let keep = student.dense_len();
     let mut floats = vec![0f64; FLOAT_COLUMNS * n];
     let mut labels = vec![UNSCORED; n];
     let mut vader_labels = vec![NEUTRAL; n];
     let mut fallback = Vec::new();
-    let mut scratch = Scratch::new();
-    // reused for every text: no allocation per text
-    let (mut dense, mut lowered) = (Vec::new(), String::new());
-    let mut lowered_chars = CharMap::default();
-    for (i, item) in texts.iter().enumerate() {
-        let string = item.cast::<PyString>()?;
-        let text = match string.to_str() {
-            Ok(text) => text,
-            Err(_) => {
+    py.detach(|| -> PyResult<()> {
+        let mut scratch = Scratch::new();
+        // reused for every text: no allocation per text
+        let (mut dense, mut lowered) = (Vec::new(), String::new());
+        let mut start = 0;
+        for (i, end) in ends.iter().enumerate() {
+            let Some(end) = *end else {
                 fallback.push(i);
                 continue;
+            };
+            let text = &all[start..end];
+            start = end;
+            let v = values(vader.score_text(text)?);
+            for k in 0..4 {
+                floats[(5 + k) * n + i] = v[k];
             }
-        };
-        let v = values(vader.score_text(py, text)?);
-        for k in 0..4 {
-            floats[(5 + k) * n + i] = v[k];
+            vader_labels[i] = label(v[0]);
+            let (scores, code, confidence) = if scorable[i] != 0 {
+                let c = values(crypto.score_text(text)?);
+                dense_features(&v, &c, text, keep, &mut dense);
+                lowering.lower(i, text, &mut lowered);
+                let (neg, neu, pos, _) =
+                    student.judge(text, &lowered, &dense, false, &mut scratch)?;
+                let (scores, code) = scores_from_probs(neg, neu, pos);
+                let top = if neg > neu { neg } else { neu };
+                (scores, code, if pos > top { pos } else { top })
+            } else {
+                ([0.0, 0.0, 1.0, 0.0], UNSCORED, 0.0)
+            };
+            for k in 0..4 {
+                floats[k * n + i] = scores[k];
+            }
+            floats[4 * n + i] = confidence;
+            labels[i] = code;
         }
-        vader_labels[i] = label(v[0]);
-        let (scores, code, confidence) = if scorable[i] != 0 {
-            let c = values(crypto.score_text(py, text)?);
-            dense_features(&v, &c, text, keep, &mut dense);
-            python_lower(string, text, &mut lowered_chars, &mut lowered)?;
-            let (neg, neu, pos, _) = student.judge(text, &lowered, &dense, false, &mut scratch)?;
-            let (scores, code) = scores_from_probs(neg, neu, pos);
-            let top = if neg > neu { neg } else { neu };
-            (scores, code, if pos > top { pos } else { top })
-        } else {
-            ([0.0, 0.0, 1.0, 0.0], UNSCORED, 0.0)
-        };
-        for k in 0..4 {
-            floats[k * n + i] = scores[k];
-        }
-        floats[4 * n + i] = confidence;
-        labels[i] = code;
-    }
+        Ok(())
+    })?;
     // written straight into the bytearray: no byte-by-byte collect, no second copy
     let bytes = PyByteArray::new_with(py, floats.len() * 8, |bytes| {
         for (chunk, x) in bytes.chunks_exact_mut(8).zip(&floats) {

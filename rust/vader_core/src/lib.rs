@@ -371,7 +371,9 @@ impl Engine {
         }
     }
 
-    fn score_text(&self, py: Python<'_>, text: &str) -> PyResult<Outcome> {
+    /// The outcome of one text. Python is called (the GIL taken, if the caller let it go) only
+    /// for a token not in the cache yet that is not ASCII.
+    fn score_text(&self, text: &str) -> PyResult<Outcome> {
         let text = self.substitute(text);
         let words = split_py(&text);
         if words.is_empty() {
@@ -406,9 +408,9 @@ impl Engine {
                 }
             };
             match merged {
-                None => self.ensure_cached(py, &words)?,
+                None => Python::attach(|py| self.ensure_cached(py, &words))?,
                 Some(merged) => {
-                    self.ensure_cached(py, &merged)?;
+                    Python::attach(|py| self.ensure_cached(py, &merged))?;
                     if let Some(outcome) = self.score_words(&merged, exclamations, questions) {
                         return Ok(outcome);
                     }
@@ -598,7 +600,7 @@ impl Engine {
         let string = text.cast::<PyString>()?;
         match string.to_str() {
             Ok(utf8) => {
-                let outcome = self.score_text(py, utf8)?;
+                let outcome = self.score_text(utf8)?;
                 self.to_python(py, outcome)
             }
             // Lone surrogates have no UTF-8 form: score them the pure-Python way.

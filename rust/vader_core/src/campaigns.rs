@@ -426,27 +426,46 @@ impl CampaignSigner {
         let mut links: Vec<i64> = Vec::with_capacity(n);
         let mut fallback = Vec::new();
         let mut scratch = Scratch::default();
-        for (i, item) in texts.iter().enumerate() {
+        // the lowered code points of every text back to back (`ends[i]` where text i's end),
+        // None for a text with a lone surrogate; then signed without the GIL, so the
+        // processor's writer threads run meanwhile
+        let mut all: Vec<u32> = Vec::new();
+        let mut ends: Vec<Option<usize>> = Vec::with_capacity(n);
+        for item in texts.iter() {
             let text = item.cast::<PyString>()?;
-            let row = if self.lowered(text, &mut scratch.a)? {
-                self.normalise(&mut scratch);
-                Self::row(&scratch.a)
+            if self.lowered(text, &mut scratch.a)? {
+                all.extend_from_slice(&scratch.a);
+                ends.push(Some(all.len()));
             } else {
-                fallback.push(i);
-                Row {
-                    minhash: [0; BINS],
-                    bands: [0; BANDS],
-                    text_key: 0,
-                    words: 0,
-                    links: 0,
-                }
-            };
-            minhash.extend_from_slice(&row.minhash);
-            bands.extend_from_slice(&row.bands);
-            text_key.push(row.text_key);
-            words.push(row.words);
-            links.push(row.links);
+                ends.push(None);
+            }
         }
+        py.detach(|| {
+            let mut start = 0;
+            for (i, end) in ends.iter().enumerate() {
+                let row = if let Some(end) = *end {
+                    scratch.a.clear();
+                    scratch.a.extend_from_slice(&all[start..end]);
+                    start = end;
+                    self.normalise(&mut scratch);
+                    Self::row(&scratch.a)
+                } else {
+                    fallback.push(i);
+                    Row {
+                        minhash: [0; BINS],
+                        bands: [0; BANDS],
+                        text_key: 0,
+                        words: 0,
+                        links: 0,
+                    }
+                };
+                minhash.extend_from_slice(&row.minhash);
+                bands.extend_from_slice(&row.bands);
+                text_key.push(row.text_key);
+                words.push(row.words);
+                links.push(row.links);
+            }
+        });
         Ok((
             ne_bytes(py, &minhash)?,
             ne_bytes(py, &bands)?,

@@ -1149,21 +1149,50 @@ impl CoinQuick {
         py: Python<'py>,
         texts: &Bound<'py, PyList>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let out = PyList::empty(py);
-        let mut found = Vec::new();
+        // the texts back to back (`ends[i]` where text i ends; None: lone surrogates), decided
+        // without the GIL, so the processor's writer threads run meanwhile
+        let mut all = String::new();
+        let mut ends: Vec<Option<usize>> = Vec::with_capacity(texts.len());
         for item in texts.iter() {
-            let decided = match item.cast::<PyString>()?.to_str() {
-                Ok(text) => self.decide(text, &mut found),
-                Err(_) => false, // lone surrogates
-            };
-            if decided {
-                let list = PyList::empty(py);
-                for &t in &found {
-                    list.append(self.tickers[t as usize].bind(py))?;
+            match item.cast::<PyString>()?.to_str() {
+                Ok(text) => {
+                    all.push_str(text);
+                    ends.push(Some(all.len()));
                 }
-                out.append(list)?;
-            } else {
-                out.append(py.None())?;
+                Err(_) => ends.push(None),
+            }
+        }
+        // per text: None (undecided) or the range of its tickers in `tickers`
+        let mut decided: Vec<Option<(usize, usize)>> = Vec::with_capacity(ends.len());
+        let mut tickers: Vec<u32> = Vec::new();
+        py.detach(|| {
+            let (mut start, mut found) = (0, Vec::new());
+            for end in &ends {
+                let Some(end) = *end else {
+                    decided.push(None);
+                    continue;
+                };
+                let text = &all[start..end];
+                start = end;
+                if self.decide(text, &mut found) {
+                    decided.push(Some((tickers.len(), tickers.len() + found.len())));
+                    tickers.extend_from_slice(&found);
+                } else {
+                    decided.push(None);
+                }
+            }
+        });
+        let out = PyList::empty(py);
+        for range in decided {
+            match range {
+                Some((from, to)) => {
+                    let list = PyList::empty(py);
+                    for &t in &tickers[from..to] {
+                        list.append(self.tickers[t as usize].bind(py))?;
+                    }
+                    out.append(list)?;
+                }
+                None => out.append(py.None())?,
             }
         }
         Ok(out)

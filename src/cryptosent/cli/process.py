@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,10 +11,6 @@ from cryptosent.config import get_settings
 
 if TYPE_CHECKING:
     from cryptosent.processor import ProcessStats
-
-
-SWITCH_INTERVAL_S = 0.0005
-"""How long a thread of `cryptosent process` may hold the GIL while another waits for it."""
 
 
 def process(
@@ -45,11 +40,10 @@ def process(
     from cryptosent.sinks.registry import SINKS
 
     setup_logging(verbose)
-    # The processor's threads hand the GIL to each other many times a batch (pyarrow, psycopg
-    # and librdkafka release it around their C work); at 0.5 ms instead of Python's 5 the
-    # consuming thread gets it back sooner: about +10 % tweets/s for +4 % CPU
-    # (docs/benchmarks.md, "Hot path: round three").
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    # Python's GIL switch interval (5 ms) is left as it is: the compiled core lets the GIL go
+    # through its long calls (scoring, coins, signing), so the writer threads get it then; the
+    # 0.5 ms set before that cost 7 % more CPU and 5 % fewer tweets/s once the core let it go
+    # (docs/benchmarks.md, "Hot path: round seven").
     settings = get_settings()
     sinks = [name for name in SINKS if lake or name != "lake"]
     dsn = settings.database_dsn()

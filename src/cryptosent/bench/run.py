@@ -138,8 +138,10 @@ def stages(settings: Settings, sizes: Sizes) -> list[tuple[str, Callable[[], dic
         ("sentiment", sentiment),
         ("voices", lambda: voices.measure(sizes.sentiment_texts)),
         ("produce", lambda: pipeline.measure_produce(settings, sizes.produce)),
-        ("process", lambda: pipeline.measure_process_runs(settings, sizes.process,
-                                                          sizes.process_runs)),
+        (
+            "process",
+            lambda: pipeline.measure_process_runs(settings, sizes.process, sizes.process_runs),
+        ),
         ("process ×2", lambda: pipeline.measure_process(settings, sizes.process, 2)),
         ("freshness", freshness),
         ("dashboard", dashboard),

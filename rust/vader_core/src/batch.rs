@@ -126,6 +126,71 @@ fn scores_from_probs(neg: f64, neu: f64, pos: f64) -> ([f64; 4], u8) {
     ([r(compound), r(pos), r(neu), r(neg)], code)
 }
 
+/// The columns being filled, and what scoring a text reuses from the one before.
+struct Row<'a> {
+    floats: &'a mut [f64],
+    labels: &'a mut [u8],
+    vader_labels: &'a mut [u8],
+    n: usize,
+    keep: usize,
+    scratch: Scratch,
+    dense: Vec<f64>,
+    lowered: String,
+}
+
+impl Row<'_> {
+    /// Score text `i` into the columns; false, with nothing written, when an engine would have
+    /// to ask Python and `python` is false.
+    #[allow(clippy::too_many_arguments)]
+    fn score(
+        &mut self,
+        i: usize,
+        text: &str,
+        scorable: bool,
+        lowering: &Lowering,
+        vader: &Engine,
+        crypto: &Engine,
+        student: &Student,
+        python: bool,
+    ) -> PyResult<bool> {
+        let n = self.n;
+        let Some(v) = vader.try_score_text(text, python)? else {
+            return Ok(false);
+        };
+        let c = if scorable {
+            match crypto.try_score_text(text, python)? {
+                Some(c) => Some(values(c)),
+                None => return Ok(false),
+            }
+        } else {
+            None
+        };
+        let v = values(v);
+        for k in 0..4 {
+            self.floats[(5 + k) * n + i] = v[k];
+        }
+        self.vader_labels[i] = label(v[0]);
+        let (scores, code, confidence) = match c {
+            Some(c) => {
+                dense_features(&v, &c, text, self.keep, &mut self.dense);
+                lowering.lower(i, text, &mut self.lowered);
+                let (neg, neu, pos, _) =
+                    student.judge(text, &self.lowered, &self.dense, false, &mut self.scratch)?;
+                let (scores, code) = scores_from_probs(neg, neu, pos);
+                let top = if neg > neu { neg } else { neu };
+                (scores, code, if pos > top { pos } else { top })
+            }
+            None => ([0.0, 0.0, 1.0, 0.0], UNSCORED, 0.0),
+        };
+        for k in 0..4 {
+            self.floats[k * n + i] = scores[k];
+        }
+        self.floats[4 * n + i] = confidence;
+        self.labels[i] = code;
+        Ok(true)
+    }
+}
+
 /// Score a batch: `texts` (a list of str) with `scorable` (one byte per text: may the learned
 /// analyzer score it). Returns (floats, labels, vader_labels, fallback): `floats` holds the
 /// `FLOAT_COLUMNS` columns, the labels one code a text (0 negative, 1 neutral, 2 positive,
@@ -178,10 +243,21 @@ pub fn score_columns<'py>(
     let mut labels = vec![UNSCORED; n];
     let mut vader_labels = vec![NEUTRAL; n];
     let mut fallback = Vec::new();
-    py.detach(|| -> PyResult<()> {
-        let mut scratch = Scratch::new();
-        // reused for every text: no allocation per text
-        let (mut dense, mut lowered) = (Vec::new(), String::new());
+    let mut row = Row {
+        floats: &mut floats,
+        labels: &mut labels,
+        vader_labels: &mut vader_labels,
+        n,
+        keep,
+        scratch: Scratch::new(),
+        dense: Vec::new(),
+        lowered: String::new(),
+    };
+    // without the GIL; a text with a non-ASCII token new to an engine's cache waits for the
+    // loop after it (Python is asked then, with the GIL back), so no text waits for the GIL
+    // (text, where it starts and ends in `all`)
+    let deferred = py.detach(|| -> PyResult<Vec<(usize, usize, usize)>> {
+        let mut deferred = Vec::new();
         let mut start = 0;
         for (i, end) in ends.iter().enumerate() {
             let Some(end) = *end else {
@@ -189,32 +265,17 @@ pub fn score_columns<'py>(
                 continue;
             };
             let text = &all[start..end];
+            if !row.score(i, text, scorable[i] != 0, &lowering, vader, crypto, student, false)? {
+                deferred.push((i, start, end));
+            }
             start = end;
-            let v = values(vader.score_text(text)?);
-            for k in 0..4 {
-                floats[(5 + k) * n + i] = v[k];
-            }
-            vader_labels[i] = label(v[0]);
-            let (scores, code, confidence) = if scorable[i] != 0 {
-                let c = values(crypto.score_text(text)?);
-                dense_features(&v, &c, text, keep, &mut dense);
-                lowering.lower(i, text, &mut lowered);
-                let (neg, neu, pos, _) =
-                    student.judge(text, &lowered, &dense, false, &mut scratch)?;
-                let (scores, code) = scores_from_probs(neg, neu, pos);
-                let top = if neg > neu { neg } else { neu };
-                (scores, code, if pos > top { pos } else { top })
-            } else {
-                ([0.0, 0.0, 1.0, 0.0], UNSCORED, 0.0)
-            };
-            for k in 0..4 {
-                floats[k * n + i] = scores[k];
-            }
-            floats[4 * n + i] = confidence;
-            labels[i] = code;
         }
-        Ok(())
+        Ok(deferred)
     })?;
+    for (i, start, end) in deferred {
+        let text = &all[start..end];
+        row.score(i, text, scorable[i] != 0, &lowering, vader, crypto, student, true)?;
+    }
     // written straight into the bytearray: no byte-by-byte collect, no second copy
     let bytes = PyByteArray::new_with(py, floats.len() * 8, |bytes| {
         for (chunk, x) in bytes.chunks_exact_mut(8).zip(&floats) {

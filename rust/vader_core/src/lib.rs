@@ -302,8 +302,10 @@ impl Engine {
         Ok(self.make_info(low, &neg_low, upper, lead.as_deref(), Some(lowers)))
     }
 
-    /// Makes sure every word is in the cache; Python is only called without the lock held.
-    fn ensure_cached<S: AsRef<str>>(&self, py: Python<'_>, words: &[S]) -> PyResult<()> {
+    /// Makes sure every word is in the cache; Python is only called (with the GIL the caller
+    /// holds) for non-ASCII words not in it, and without the lock held. Without `python`, such
+    /// words are left out and the answer is false.
+    fn ensure_cached<S: AsRef<str>>(&self, words: &[S], python: bool) -> PyResult<bool> {
         let mut pending: Vec<&str> = Vec::new();
         {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
@@ -324,18 +326,23 @@ impl Engine {
             }
         }
         if !pending.is_empty() {
+            if !python {
+                return Ok(false);
+            }
             pending.sort_unstable();
             pending.dedup();
-            let mut infos = Vec::with_capacity(pending.len());
-            for word in &pending {
-                infos.push(self.unicode_info(py, word)?);
-            }
+            let infos = Python::attach(|py| {
+                pending
+                    .iter()
+                    .map(|word| self.unicode_info(py, word))
+                    .collect::<PyResult<Vec<Info>>>()
+            })?;
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             for (word, info) in pending.into_iter().zip(infos) {
                 cache.insert(word.into(), info);
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The emoji-substituted text the rules see (tokens and '!'/'?' counts).
@@ -371,13 +378,22 @@ impl Engine {
         }
     }
 
-    /// The outcome of one text. Python is called (the GIL taken, if the caller let it go) only
-    /// for a token not in the cache yet that is not ASCII.
+    /// The outcome of one text (the GIL held: Python is called for a non-ASCII token not in
+    /// the cache yet).
     fn score_text(&self, text: &str) -> PyResult<Outcome> {
+        Ok(self
+            .try_score_text(text, true)?
+            .expect("scoring that may call Python always decides"))
+    }
+
+    /// `score_text`, or None, before any Python call, when `python` is false and the text has a
+    /// non-ASCII token not in the cache yet: a caller that let the GIL go scores it later, with
+    /// the GIL, instead of waiting for it in the middle of the batch.
+    pub(crate) fn try_score_text(&self, text: &str, python: bool) -> PyResult<Option<Outcome>> {
         let text = self.substitute(text);
         let words = split_py(&text);
         if words.is_empty() {
-            return Ok(Outcome::Empty);
+            return Ok(Some(Outcome::Empty));
         }
         let bytes = text.as_bytes();
         let exclamations = bytes.iter().filter(|&&b| b == b'!').count();
@@ -401,18 +417,26 @@ impl Engine {
                             .as_ref()
                             .and_then(|c| merge_phrases(c, &infos, &words))
                         {
-                            None => return Ok(self.apply_rules(&infos, exclamations, questions)),
+                            None => {
+                                return Ok(Some(self.apply_rules(&infos, exclamations, questions)))
+                            }
                             Some(merged) => Some(merged),
                         }
                     }
                 }
             };
             match merged {
-                None => Python::attach(|py| self.ensure_cached(py, &words))?,
+                None => {
+                    if !self.ensure_cached(&words, python)? {
+                        return Ok(None);
+                    }
+                }
                 Some(merged) => {
-                    Python::attach(|py| self.ensure_cached(py, &merged))?;
+                    if !self.ensure_cached(&merged, python)? {
+                        return Ok(None);
+                    }
                     if let Some(outcome) = self.score_words(&merged, exclamations, questions) {
-                        return Ok(outcome);
+                        return Ok(Some(outcome));
                     }
                 }
             }

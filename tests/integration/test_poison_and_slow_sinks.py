@@ -108,7 +108,10 @@ def test_a_slow_postgres_slows_the_processor_without_loss_or_eviction(
         assert gen.returncode == 0, gen.stderr
         wait_for(lambda: stored(p) == 1000, timeout=180, what="1,000 stored")
         slow_for = time.monotonic() - slow_from
-        proxy.delay_s = 0.0  # a stop gives work in hand 1 s: let the last flush answer
+        # a stop gives work in hand 1 s: answers the proxy already holds keep their 1 s delay
+        # (a commit sent just before the change), so let them through before stopping
+        proxy.delay_s = 0.0
+        time.sleep(1.5)
         assert proc.stop() == 0, proc.stderr
     finally:
         proxy.close()

@@ -39,7 +39,7 @@ log = logging.getLogger("cryptosent.process")
 class ProcessorOptions:
     """Tuning knobs of the consumer loop."""
 
-    batch_size: int = 20_000
+    batch_size: int = 40_000
     poll_timeout_s: float = 0.25
     until_idle: bool = False
     idle_check_s: float = 1.0

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from cryptosent.bench.peers.jobs import s3_client
+from cryptosent.config import Settings
 from cryptosent.stack.manager import Stack
 
 REQUIRED = [
@@ -20,9 +22,18 @@ REQUIRED = [
 ]  # fmt: skip
 
 
+def _bench_objects(settings: Settings) -> int:
+    client = s3_client(settings)
+    pages = client.get_paginator("list_objects_v2").paginate(
+        Bucket=settings.stack_s3_bucket, Prefix="bench/"
+    )
+    return sum(len(page.get("Contents", [])) for page in pages)
+
+
 @pytest.mark.timeout(900)
 def test_quick_bench_writes_every_figure(stack: Stack, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
+    objects_before = _bench_objects(stack.settings)
     result = subprocess.run(
         [sys.executable, "-m", "cryptosent", "bench", "--quick", "--json", str(out)],
         capture_output=True, text=True, timeout=850, check=False,
@@ -44,3 +55,5 @@ def test_quick_bench_writes_every_figure(stack: Stack, tmp_path: Path) -> None:
     for key in ("process_tweets_per_s", "process_tweets_per_s_2_procs"):
         assert math.isfinite(figures[key]) and figures[key] > 0, (key, figures[key])
     assert "produce_tweets_per_s" in result.stdout
+    # every stage's sandbox removes its lake objects with its topic and database
+    assert _bench_objects(stack.settings) == objects_before

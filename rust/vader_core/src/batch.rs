@@ -41,6 +41,9 @@ fn label(compound: f64) -> u8 {
 }
 
 type CharMap<V> = std::collections::HashMap<char, V, foldhash::fast::RandomState>;
+type TextMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// A text's index and where it starts and ends in the batch's texts back to back.
+type Span = (usize, usize, usize);
 
 /// What lower-casing needs of Python for a batch, asked before the GIL is let go: Python's
 /// own `lower()` of each non-ASCII character of the texts (Python maps each character on its
@@ -59,7 +62,8 @@ impl Lowering {
         }
         if text.contains('\u{3A3}') {
             let whole = string.call_method0("lower")?;
-            self.whole.insert(i, whole.cast::<PyString>()?.to_str()?.to_owned());
+            self.whole
+                .insert(i, whole.cast::<PyString>()?.to_str()?.to_owned());
             return Ok(());
         }
         for c in text.chars().filter(|c| !c.is_ascii()) {
@@ -139,6 +143,15 @@ struct Row<'a> {
 }
 
 impl Row<'_> {
+    /// Text `to`'s row as text `from`'s (the same text with the same flag, scored already).
+    fn copy(&mut self, from: usize, to: usize) {
+        for k in 0..FLOAT_COLUMNS {
+            self.floats[k * self.n + to] = self.floats[k * self.n + from];
+        }
+        self.labels[to] = self.labels[from];
+        self.vader_labels[to] = self.vader_labels[from];
+    }
+
     /// Score text `i` into the columns; false, with nothing written, when an engine would have
     /// to ask Python and `python` is false.
     #[allow(clippy::too_many_arguments)]
@@ -256,25 +269,49 @@ pub fn score_columns<'py>(
     // without the GIL; a text with a non-ASCII token new to an engine's cache waits for the
     // loop after it (Python is asked then, with the GIL back), so no text waits for the GIL
     // (text, where it starts and ends in `all`)
-    let deferred = py.detach(|| -> PyResult<Vec<(usize, usize, usize)>> {
+    // a text already in the batch with the same flag (a retweet, a bot farm's copy) is not
+    // scored again: its row is copied from the first one's once every first one is scored
+    let (deferred, copies) = py.detach(|| -> PyResult<(Vec<Span>, Vec<(usize, usize)>)> {
         let mut deferred = Vec::new();
+        let mut copies = Vec::new();
+        let mut first: TextMap<(&str, bool), usize> =
+            TextMap::with_capacity_and_hasher(n, Default::default());
         let mut start = 0;
         for (i, end) in ends.iter().enumerate() {
             let Some(end) = *end else {
                 fallback.push(i);
                 continue;
             };
-            let text = &all[start..end];
-            if !row.score(i, text, scorable[i] != 0, &lowering, vader, crypto, student, false)? {
-                deferred.push((i, start, end));
-            }
+            let (text, flag) = (&all[start..end], scorable[i] != 0);
+            let at = start;
             start = end;
+            match first.entry((text, flag)) {
+                Entry::Occupied(seen) => copies.push((*seen.get(), i)),
+                Entry::Vacant(new) => {
+                    new.insert(i);
+                    if !row.score(i, text, flag, &lowering, vader, crypto, student, false)? {
+                        deferred.push((i, at, end));
+                    }
+                }
+            }
         }
-        Ok(deferred)
+        Ok((deferred, copies))
     })?;
     for (i, start, end) in deferred {
         let text = &all[start..end];
-        row.score(i, text, scorable[i] != 0, &lowering, vader, crypto, student, true)?;
+        row.score(
+            i,
+            text,
+            scorable[i] != 0,
+            &lowering,
+            vader,
+            crypto,
+            student,
+            true,
+        )?;
+    }
+    for (from, to) in copies {
+        row.copy(from, to);
     }
     // written straight into the bytearray: no byte-by-byte collect, no second copy
     let bytes = PyByteArray::new_with(py, floats.len() * 8, |bytes| {

@@ -1167,6 +1167,9 @@ impl CoinQuick {
         let mut tickers: Vec<u32> = Vec::new();
         py.detach(|| {
             let (mut start, mut found) = (0, Vec::new());
+            // a text already in the batch (a retweet, a bot farm's copy) is decided once
+            let mut first: Map<&str, usize> =
+                Map::with_capacity_and_hasher(ends.len(), Default::default());
             for end in &ends {
                 let Some(end) = *end else {
                     decided.push(None);
@@ -1174,6 +1177,15 @@ impl CoinQuick {
                 };
                 let text = &all[start..end];
                 start = end;
+                match first.entry(text) {
+                    std::collections::hash_map::Entry::Occupied(seen) => {
+                        decided.push(decided[*seen.get()]);
+                        continue;
+                    }
+                    std::collections::hash_map::Entry::Vacant(new) => {
+                        new.insert(decided.len());
+                    }
+                }
                 if self.decide(text, &mut found) {
                     decided.push(Some((tickers.len(), tickers.len() + found.len())));
                     tickers.extend_from_slice(&found);

@@ -117,6 +117,18 @@ def test_compiled_matcher_decides_the_hard_cases_as_python() -> None:
         assert decided[text] is None, text
 
 
+def test_a_repeated_text_is_decided_as_its_first_copy_with_a_list_of_its_own() -> None:
+    # a batch's repeats (retweets, a bot farm's copies) are decided once: each copy gets what
+    # the text gets alone, undecided ones (handed to Python) and lone surrogates included
+    texts = FRAGILE + HARD[:20]
+    repeated = [t for pair in zip(texts, texts[::-1], strict=True) for t in pair] + texts
+    decided = _assert_same(repeated)
+    assert decided[-len(texts) :] == _assert_same(texts)
+    assert any(d is None for d in decided) and any(d for d in decided)
+    lists = [d for d in decided if d]
+    assert len({id(d) for d in lists}) == len(lists)  # no list shared between copies
+
+
 def test_lower_case_keeps_word_characters() -> None:
     # coins.rs looks behind an accented Latin word at the character as written, not lowered.
     changed = [

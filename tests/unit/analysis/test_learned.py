@@ -96,6 +96,37 @@ def test_compiled_student_equals_python_on_mock_posts_and_hard_cases() -> None:
         assert LABEL_CODES[columns.labels[i]] == judgement.label
 
 
+def test_a_batch_scores_each_repeated_text_as_it_scores_it_alone() -> None:
+    """Repeated texts (retweets, a bot farm's copies) are scored once a batch and copied: the
+    copy is the row the text gets alone, also for a repeat that the learned analyzer may not
+    score (another language), one with tokens new to the engines (scored after the GIL is
+    back) and one with no UTF-8 form (the Python path's)."""
+    vader = get_analyzer("vader")
+    native = learned.LearnedAnalyzer(native=True)
+    fresh = "ñandú \u05e9\u05dc\u05d5\u05dd $BTC bien"  # tokens no engine has cached yet
+    texts = [
+        "$ETH to the moon 🚀", "rug pull, I lost everything", "$ETH to the moon 🚀", fresh,
+        "$ETH to the moon 🚀", fresh, "moon \ud83d great", "rug pull, I lost everything",
+        "moon \ud83d great", "$ETH to the moon 🚀",
+    ]  # fmt: skip
+    langs = ["en", None, "th", None, None, "en", None, "de", None, "th"]
+    columns = native.columns(texts, langs, vader)
+    assert columns is not None
+    n = len(texts)
+    floats = memoryview(columns.floats).cast("d")
+    for i, (text, lang) in enumerate(zip(texts, langs, strict=True)):
+        alone = native.columns([text], [lang], vader)
+        assert alone is not None
+        one = memoryview(alone.floats).cast("d")
+        assert [floats[k * n + i] for k in range(9)] == list(one), (i, text, lang)
+        assert (columns.labels[i], columns.vader_labels[i]) == (
+            alone.labels[0], alone.vader_labels[0],
+        ), (i, text, lang)  # fmt: skip
+    # the repeats differ where their languages do: "th" is not scored, "en" and none are
+    assert [columns.labels[i] for i in (0, 2, 4, 9)] == [2, 3, 2, 3]
+    assert columns.labels[1] == columns.labels[7] != 3
+
+
 def test_compiled_judgements_equal_python() -> None:
     native = learned.LearnedAnalyzer(native=True)
     python = learned.LearnedAnalyzer(native=False)

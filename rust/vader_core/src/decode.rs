@@ -325,7 +325,9 @@ fn sure(raw: &[u8], max_bytes: usize) -> Option<Sure<'_>> {
     if raw.len() > max_bytes {
         return None;
     }
-    let mut json = serde_json::Deserializer::from_slice(raw);
+    // valid UTF-8 as a whole (invalid bytes fail parsing anyway: in a string serde_json refuses
+    // them, outside one they are no JSON), checked in one pass: then no string is checked alone
+    let mut json = serde_json::Deserializer::from_str(std::str::from_utf8(raw).ok()?);
     let Object(wire) = Object::<WireTweet<'_>>::deserialize(&mut json).ok()?;
     json.end().ok()?;
     let (id, text) = (&wire.id.0, &wire.text.0);

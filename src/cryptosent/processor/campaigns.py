@@ -33,6 +33,9 @@ from cryptosent.analysis.campaigns import (
     PostColumns,
     post_columns_from_tweets,
 )
+from cryptosent.analysis.campaigns import (
+    warm_up as warm_up_signer,
+)
 from cryptosent.batch import Ranges, Revision, ScoredBatch
 from cryptosent.config import Settings
 from cryptosent.runtime import Retry, StopSignal
@@ -154,6 +157,7 @@ class CampaignStage:
         # offsets of the last batches, which a catch-up need not read back
         self._own: deque[Ranges] = deque(maxlen=_OWN_BATCHES)
         self._reader: ThreadPoolExecutor | None = None
+        warm_up_signer()
 
     def __call__(self, decoded: Any) -> ScoredBatch:
         """Score the decoded batch (`transform.Decoded`), then flag it. The read of what the

@@ -991,6 +991,13 @@ fn whitespace() -> String {
         .collect()
 }
 
+/// How many line feeds and carriage returns `data` holds, counted without the GIL (the lake's
+/// check that a batch of messages joined by line feeds holds no line break of its own).
+#[pyfunction]
+fn line_breaks(py: Python<'_>, data: &[u8]) -> usize {
+    py.detach(|| memchr::memchr2_iter(b'\n', b'\r', data).count())
+}
+
 /// `str.split()` for the student's features.
 pub(crate) fn is_py_space_pub(c: char) -> bool {
     is_py_space(c)
@@ -1023,6 +1030,7 @@ fn cryptosent_vader_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("STUDENT_BUCKETS", student::BUCKETS)?;
     m.add_function(wrap_pyfunction!(py_round, m)?)?;
     m.add_function(wrap_pyfunction!(whitespace, m)?)?;
+    m.add_function(wrap_pyfunction!(line_breaks, m)?)?;
     m.add("CACHE_LIMIT", CACHE_LIMIT)?;
     Ok(())
 }

@@ -80,3 +80,25 @@ def test_batch_since_and_without() -> None:
     assert part.raw == [b"raw 0-4", b"raw 2-1"]
     rest = whole.without({0, 2})
     assert rest.ranges == {1: (7, 8)} and rest.size == 2
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_raw_json_lines_hold_one_message_a_line_whatever_whitespace_it_had(
+    compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from cryptosent.sinks import lake
+
+    if compiled:
+        assert lake._line_breaks is not lake._python_line_breaks  # the core is built here
+    else:
+        monkeypatch.setattr(lake, "_line_breaks", lake._python_line_breaks)
+    plain = [b'{"id":"1","text":"gm"}', b'{"id":"2","text":"a\\nb"}']  # an escaped \n
+    assert lake._lines(plain) == b'{"id":"1","text":"gm"}\n{"id":"2","text":"a\\nb"}\n'
+    # pretty-printed messages: their line feeds and carriage returns are whitespace only
+    pretty = [b'{\n  "id": "3",\r\n  "text": "x"\n}', b'{"id":"4",\r"text":"y"}', b"{}"]
+    lines = lake._lines(plain + pretty).split(b"\n")
+    assert lines[-1] == b"" and len(lines) == 6
+    assert [json.loads(line) for line in lines[:-1]] == [json.loads(r) for r in plain + pretty]
+    assert lake._line_breaks(b"a\nb\r\nc\r") == 4 and lake._line_breaks(b"") == 0

@@ -34,6 +34,8 @@ ROWS = [
     ("process", "1 processor, start-up CPU s (empty topic)", "process_startup_cpu_s"),
     ("process", "1 processor, peak resident memory, MiB", "process_peak_rss_mib"),
     ("process", "2 processors in one group, tweets/s", "process_tweets_per_s_2_procs"),
+    ("instructions", "1 processor, instructions per tweet (callgrind: the machine's state does"
+     " not move it)", "process_instructions_per_tweet"),
     ("freshness", "created_at -> row in PostgreSQL at 2,000/min, p50 s", "freshness_p50_s"),
     ("freshness", "same, p95 s", "freshness_p95_s"),
     ("freshness", "same, p99 s", "freshness_p99_s"),
@@ -94,7 +96,7 @@ def render(result: dict[str, Any], profile: str | None = None) -> str:
             if "python_speed" in m
             else []
         ),
-        f"- sizes: {', '.join(f'{k}={v:,}' for k, v in result['sizes'].items())}",
+        f"- sizes: {', '.join(f'{k}={fmt(v)}' for k, v in result['sizes'].items())}",
         "",
         *(
             ["**This is a `--quick` run: sizes are tiny and the figures mean nothing.**", ""]
@@ -115,6 +117,18 @@ def render(result: dict[str, Any], profile: str | None = None) -> str:
     if result.get("errors"):
         lines += ["", "Stages that failed in this run:", ""]
         lines += [f"- {stage}: `{message}`" for stage, message in result["errors"].items()]
+    if result.get("process_instructions_top"):
+        small, large = result.get("process_instructions_drains", ["?", "?"])
+        lines += [
+            "",
+            f"Where the processor's instructions go: the functions whose own instructions grew "
+            f"most between draining {fmt(small)} and {fmt(large)} tweets under callgrind, per "
+            "tweet (`cryptosent bench --only instructions`):",
+            "",
+            "| function (library) | instructions per tweet |",
+            "|---|---|",
+            *(f"| `{name}` | {fmt(cost)} |" for name, cost in result["process_instructions_top"]),
+        ]
     if profile:
         lines += [
             "",

@@ -1,14 +1,17 @@
 """`cryptosent bench`: every stage measured in one run, side by side, on the real local stack.
 
 Stages: sentiment (vaderSentiment vs our analyzers), produce, process (1 member: the median of
-three runs, each run's figures beside it; and 2 members), freshness (2,000/min and 10,000/s),
-dashboard (queries at 10M tweets), peers (cryptosent beside a seed-style script and Quix Streams
-on one topic), history (1M tweets of a year replayed to the lake, the 90-day and 1-year views
-from it). `--quick` shrinks every size so the harness
-itself can be smoke-tested in `make test`; its numbers mean nothing. `--quick` leaves the peers
-out unless asked for (`--only peers`): they build a venv and run three jobs, and
-tests/integration/test_bench_peers.py covers them; and the history (`--only history`): it scores
-every tweet it loads, and tests/integration/test_dashboard_history.py covers its parts.
+five runs, each run's figures beside it; and 2 members), instructions (the processor's work per
+tweet counted by callgrind: the figure the machine's state does not move), freshness (2,000/min
+and 10,000/s), dashboard (queries at 10M tweets), peers (cryptosent beside a seed-style script
+and Quix Streams on one topic), history (1M tweets of a year replayed to the lake, the 90-day and
+1-year views from it). `--quick` shrinks every size so the harness itself can be smoke-tested in
+`make test`; its numbers mean nothing. `--quick` leaves three stages out unless asked for: the
+peers (`--only peers`: they build a venv and run three jobs; tests/integration/
+test_bench_peers.py covers them), the history (`--only history`: it scores every tweet it loads;
+tests/integration/test_dashboard_history.py covers its parts) and the instructions (`--only
+instructions`: two drains under callgrind take minutes; tests/unit/test_bench_instructions.py
+covers the counting).
 Shipped with the package: an installed `cryptosent bench` needs no checkout.
 """
 
@@ -42,13 +45,16 @@ class Sizes:
     history_tweets: int = 1_000_000
     process_runs: int = 3
     """One processor's runs, each on its own topic: its figures are their medians."""
+    instructions: tuple[int, int] = (40_000, 80_000)
+    """The two drains the processor's instructions per tweet are counted between (one and two
+    batches of the default size; under callgrind a drain runs about 50 times slower)."""
 
 
 # five one-processor runs: within one full run they moved by 17 % (0.0145 to 0.0170 CPU s per
 # 1,000 at 19:25), so a median of three still moved with one slow minute
 FULL = Sizes(50_000, 1_000_000, 200_000, 60.0, 20.0, 10_000_000, 300_000, process_runs=5)
 QUICK = Sizes(2_000, 20_000, 10_000, 5.0, 3.0, 20_000, 3_000, history_tweets=5_000,
-              process_runs=2)  # fmt: skip
+              process_runs=2, instructions=(1_000, 2_000))  # fmt: skip
 
 TARGETS = {
     "sentiment_speedup_vs_vadersentiment": (">=", 5.0),
@@ -114,7 +120,7 @@ def python_speed(rounds: int = 5, steps: int = 200_000) -> float:
 
 def stages(settings: Settings, sizes: Sizes) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
     """The stages in order, each a name and a function returning its figures."""
-    from cryptosent.bench import history, pipeline, voices
+    from cryptosent.bench import history, instructions, pipeline, voices
 
     def sentiment() -> dict[str, Any]:
         from cryptosent.bench.sentiment import generated_tweets, measure
@@ -145,6 +151,7 @@ def stages(settings: Settings, sizes: Sizes) -> list[tuple[str, Callable[[], dic
             lambda: pipeline.measure_process_runs(settings, sizes.process, sizes.process_runs),
         ),
         ("process ×2", lambda: pipeline.measure_process(settings, sizes.process, 2)),
+        ("instructions", lambda: instructions.measure(settings, *sizes.instructions)),
         ("freshness", freshness),
         ("dashboard", dashboard),
         ("peers", peers),
@@ -175,7 +182,7 @@ def run(
     }
     wanted = only if only is not None else {n.split()[0] for n, _ in stages(settings, sizes)}
     if quick and only is None:
-        wanted = wanted - {"peers", "history"}
+        wanted = wanted - {"peers", "history", "instructions"}
     todo = [(n, f) for n, f in stages(settings, sizes) if n.split()[0] in wanted]
     for index, (name, measure) in enumerate(todo):
         if on_stage is not None:

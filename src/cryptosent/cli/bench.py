@@ -22,8 +22,9 @@ def bench(
     only: Annotated[
         list[str] | None,
         typer.Option(
-            help="Only these stages: sentiment, voices, produce, process, freshness, dashboard,"
-            " peers, history (--quick leaves peers and history out unless named here)."
+            help="Only these stages: sentiment, voices, produce, process, instructions,"
+            " freshness, dashboard, peers, history (--quick leaves peers, history and"
+            " instructions out unless named here)."
         ),
     ] = None,
     peers_count: Annotated[

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib
 import io
 import logging
 import os
@@ -40,7 +41,6 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from isal import igzip
 
-from cryptosent.analysis._native import CORE
 from cryptosent.batch import SCHEMA, Ranges, ScoredBatch
 from cryptosent.config import Settings
 from cryptosent.errors import FatalError, TransientError
@@ -326,9 +326,19 @@ def _python_line_breaks(data: bytes) -> int:
     return data.count(b"\n") + data.count(b"\r")
 
 
+def _compiled_line_breaks() -> Callable[[bytes], int]:
+    """The compiled core's count (``rust/vader_core``; `sinks/` imports the module itself, as
+    it may not import `analysis/`), or the Python one when the core is not installed."""
+    try:
+        count: Callable[[bytes], int] = importlib.import_module("cryptosent_vader_core").line_breaks
+    except (ImportError, AttributeError):
+        return _python_line_breaks
+    return count
+
+
 # line feeds and carriage returns in a batch's joined messages: the compiled core counts them
 # without the GIL and ten times faster than bytes.count (1,600 instructions a message there)
-_line_breaks: Callable[[bytes], int] = getattr(CORE, "line_breaks", _python_line_breaks)
+_line_breaks = _compiled_line_breaks()
 
 
 def _one_line(raw: bytes) -> bytes:

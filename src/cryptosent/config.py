@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # drained 30 % faster than 5,000, 40,000 another 8 % than 20,000 (docs/benchmarks.md); a
     # slower stream makes smaller batches, since a poll returns what arrived within its timeout
     batch_size: int = Field(default=40_000, ge=1, le=100_000)
+    # how long a poll waits for a full batch: what arrived by then is the batch (freshness waits
+    # on it; the bench's instruction count stretches it as callgrind stretches the processor)
+    poll_timeout_seconds: float = Field(default=0.25, gt=0, le=60)
     lake_flush_seconds: float = Field(default=60.0, gt=0)
     lake_flush_rows: int = Field(default=200_000, ge=1)
     # lake compaction (`cryptosent lake compact`, docs/storage.md): size of a compacted object,

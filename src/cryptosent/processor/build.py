@@ -87,6 +87,7 @@ def build_processor(
         jobs=[alerts, retention],
         options=ProcessorOptions(
             batch_size=settings.batch_size,
+            poll_timeout_s=settings.poll_timeout_seconds,
             until_idle=until_idle,
             future_margin=timedelta(seconds=settings.future_margin_seconds),
         ),

@@ -34,8 +34,8 @@ ROWS = [
     ("process", "1 processor, start-up CPU s (empty topic)", "process_startup_cpu_s"),
     ("process", "1 processor, peak resident memory, MiB", "process_peak_rss_mib"),
     ("process", "2 processors in one group, tweets/s", "process_tweets_per_s_2_procs"),
-    ("instructions", "1 processor, instructions per tweet (callgrind: the machine's state does"
-     " not move it)", "process_instructions_per_tweet"),
+    ("instructions", "1 processor, instructions per tweet (callgrind; marginal between two"
+     " drains)", "process_instructions_per_tweet"),
     ("freshness", "created_at -> row in PostgreSQL at 2,000/min, p50 s", "freshness_p50_s"),
     ("freshness", "same, p95 s", "freshness_p95_s"),
     ("freshness", "same, p99 s", "freshness_p99_s"),

@@ -209,3 +209,11 @@ def test_dashboard_app_options_after_the_double_dash(tmp_path: Path) -> None:
         assert get_settings().dashboard_source == "lake"
     finally:
         configure()
+
+
+def test_a_child_environment_is_this_one_with_the_extra_variables_on_top() -> None:
+    from cryptosent.config import child_environment
+
+    env = child_environment(PYTHONHASHSEED="0", PATH="/nowhere")
+    assert env["PYTHONHASHSEED"] == "0" and env["PATH"] == "/nowhere"
+    assert child_environment()["PATH"] != "/nowhere"  # the process's own stays as it was

@@ -20,7 +20,6 @@ stage drains two small topics, one and two batches of the default size.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptosent.bench.pipeline import fill, sandbox
-from cryptosent.config import Settings
+from cryptosent.config import Settings, child_environment
 
 TOP = 12
 """How many functions the figures name."""
@@ -118,7 +117,7 @@ def measure(settings: Settings, small: int, large: int) -> dict[str, Any]:
                 done = subprocess.run(
                     ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
                     capture_output=True, text=True, timeout=3600, check=False,
-                    env={**os.environ, **FIXED_HASHES},
+                    env=child_environment(**FIXED_HASHES),
                 )  # fmt: skip
                 if done.returncode != 0:
                     raise RuntimeError(

@@ -30,7 +30,13 @@ def texts() -> list[str]:
 
 def _share_counted_beside(call: Callable[[], object]) -> float:
     """How fast a Python thread counted while ``call`` ran, as a share of how fast it counts
-    while this thread sleeps."""
+    while this thread sleeps; the best of three tries (on two cores another test's processes can
+    take the counter's core for a moment: 0.20 once in a full `make test`, 0.5 alone). A call
+    that holds the GIL leaves the counter near 0 in every try."""
+    return max(_share_once(call) for _ in range(3))
+
+
+def _share_once(call: Callable[[], object]) -> float:
     count, running = [0], [True]
 
     def counter() -> None:

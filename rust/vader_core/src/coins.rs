@@ -291,15 +291,18 @@ fn local_key(word: &[u8]) -> &[u8] {
     }
 }
 
+/// The searchers of `CoinQuick::decide`'s link check, built once.
+static WWW: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"www."));
+static WWW_UPPER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"WWW."));
+
 /// `bytes.find(needle, from)`.
 fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     if from > hay.len() {
         return None;
     }
-    hay[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
+    memchr::memmem::find(&hay[from..], needle).map(|p| p + from)
 }
 
 /// `bytes.rfind(b" ", 0, end) + 1`.
@@ -744,9 +747,9 @@ impl CoinQuick {
     fn decide(&self, text: &str, out: &mut Vec<u32>) -> bool {
         out.clear();
         let mut raw: std::borrow::Cow<[u8]> = text.as_bytes().into();
-        if find(&raw, b"/", 0).is_some()
-            || find(&raw, b"www.", 0).is_some()
-            || find(&raw, b"WWW.", 0).is_some()
+        if memchr::memchr(b'/', &raw).is_some()
+            || WWW.find(&raw).is_some()
+            || WWW_UPPER.find(&raw).is_some()
         {
             let spaced = raw
                 .iter()

@@ -15,7 +15,7 @@ VERSITYGW   := github.com/versity/versitygw/cmd/versitygw@v1.2.0
 KAFKA_POM   := src/cryptosent/stack/kafka-pom.xml
 APT_PACKAGES := postgresql kcat chromium
 
-.PHONY: help setup model venv vader-core system-packages kafka-jars objectstore lint typecheck test test-unit \
+.PHONY: help setup model venv vader-core system-packages kafka-jars objectstore lint typecheck test test-core test-unit \
         test-integration demo clean
 
 help:  ## list the targets
@@ -108,14 +108,17 @@ lint: venv  ## ruff lint + format check
 typecheck: venv  ## mypy (strict) on the package
 	$(BIN)/mypy
 
-test-unit: venv vader-core  ## unit tests only (no servers)
+test-core: vader-core  ## the compiled core's own Rust tests (cargo test)
+	@export PATH="$$PATH:$$HOME/.cargo/bin"; cd $(VADER_CORE) && cargo test --release --locked -q
+
+test-unit: venv vader-core test-core  ## unit tests only (no servers)
 	$(BIN)/pytest tests/unit -q
 
 test-integration: setup  ## integration tests against the real local stack
 	$(BIN)/cryptosent stack up
 	$(BIN)/pytest tests/integration -q
 
-test: setup lint typecheck  ## the whole suite: lint, types, unit and integration tests on real servers
+test: setup lint typecheck test-core  ## the whole suite: lint, types, unit and integration tests on real servers
 	$(BIN)/cryptosent stack up
 	$(BIN)/pytest tests -q -p no:cacheprovider
 

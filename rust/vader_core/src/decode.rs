@@ -315,6 +315,264 @@ fn le_bytes<'py, const N: usize>(
     })
 }
 
+/// The JSON producers like ours write (msgspec's encoder, `json.dumps`): an object of the
+/// contract's fields in any order, strings without an escape or a control character, plain
+/// unsigned integers, `true`/`false`, JSON's whitespace between tokens. Read by hand, a field
+/// at a time, for a quarter of serde_json's instructions (its generic map and string machinery
+/// is most of a message's decode). Whatever else a message holds (an escape, a null, a float, a
+/// sign, a leading zero, an unknown or repeated field, a missing one, trailing bytes) makes it
+/// give up, and serde_json reads the message as before: so it accepts nothing serde_json would
+/// not, and reads what it accepts to the same values (`tests/unit/processor/
+/// test_decode_compiled.py` compares the whole decoder with msgspec on mutated messages).
+struct Plain<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Plain<'a> {
+    fn peek(&mut self) -> Option<u8> {
+        let bytes = self.text.as_bytes();
+        while let Some(&b) = bytes.get(self.at) {
+            if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+                return Some(b);
+            }
+            self.at += 1;
+        }
+        None
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.at += 1)
+    }
+
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let end = start + string_end(&self.text.as_bytes()[start..]);
+        // an escape or a control character (serde_json refuses those), or no end: serde_json's
+        if self.text.as_bytes().get(end) != Some(&b'"') {
+            return None;
+        }
+        self.at = end + 1;
+        // both ends are ASCII quotes: char boundaries of the valid UTF-8 text
+        self.text.get(start..end)
+    }
+
+    /// Whether the next token is the string `name` (without an escape).
+    fn key_is(&mut self, name: &str) -> bool {
+        self.peek() == Some(b'"')
+            && self.text.as_bytes()[self.at + 1..]
+                .strip_prefix(name.as_bytes())
+                .is_some_and(|rest| rest.first() == Some(&b'"'))
+    }
+
+    fn unsigned(&mut self) -> Option<u64> {
+        self.peek()?;
+        let rest = &self.text.as_bytes()[self.at..];
+        let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        // none, a leading zero, a fraction or an exponent: serde_json's to read
+        if n == 0 || (n > 1 && rest[0] == b'0') || matches!(rest.get(n), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        let mut value = 0u64;
+        for &b in &rest[..n] {
+            value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        }
+        self.at += n;
+        Some(value)
+    }
+
+    fn boolean(&mut self) -> Option<bool> {
+        let value = match self.peek()? {
+            b't' => true,
+            b'f' => false,
+            _ => return None,
+        };
+        let word: &[u8] = if value { b"true" } else { b"false" };
+        self.text.as_bytes()[self.at..].starts_with(word).then(|| {
+            self.at += word.len();
+            value
+        })
+    }
+
+    /// The fields of an object, `field(self, key)` reading each value (false: give up); each
+    /// key is named at most once (a bit per field in `names`).
+    fn object(
+        &mut self,
+        names: &[&str],
+        mut field: impl FnMut(&mut Self, usize) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(b'{')?;
+        if self.peek()? == b'}' {
+            self.at += 1;
+            return Some(());
+        }
+        let mut seen = 0u32;
+        let mut next = 0;
+        loop {
+            // producers write the fields in one order: the one after the last is tried first,
+            // in place (a quote, its name, a quote)
+            let index = match names.get(next) {
+                Some(name) if self.key_is(name) => {
+                    self.at += name.len() + 2;
+                    next
+                }
+                _ => {
+                    let key = self.string()?;
+                    names.iter().position(|name| *name == key)?
+                }
+            };
+            next = index + 1;
+            if seen & (1 << index) != 0 {
+                return None;
+            }
+            seen |= 1 << index;
+            self.eat(b':')?;
+            field(self, index)?;
+            match self.peek()? {
+                b',' => self.at += 1,
+                b'}' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// Where a JSON string's body ends in `rest` (the message from the body on): the first '"',
+/// '\\' or control character, or the end. Sixteen bytes a step with SSE2 (every x86_64 has it)
+/// while sixteen are left in the message, which is nearly always: the closing braces follow.
+fn string_end(rest: &[u8]) -> usize {
+    let stop = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
+    let mut i = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8,
+            _mm_or_si128, _mm_set1_epi8,
+        };
+        // SAFETY: SSE2 is part of every x86_64 target, and each load reads 16 bytes inside
+        // `rest` (i + 16 <= len)
+        unsafe {
+            let (quote, slash, control) = (
+                _mm_set1_epi8(b'"' as i8),
+                _mm_set1_epi8(b'\\' as i8),
+                _mm_set1_epi8(0x1F),
+            );
+            while i + 16 <= rest.len() {
+                let v = _mm_loadu_si128(rest.as_ptr().add(i).cast::<__m128i>());
+                // a byte is a control character when min(byte, 0x1F) is the byte (unsigned)
+                let hits = _mm_or_si128(
+                    _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
+                    _mm_cmpeq_epi8(_mm_min_epu8(v, control), v),
+                );
+                let mask = _mm_movemask_epi8(hits);
+                if mask != 0 {
+                    return i + mask.trailing_zeros() as usize;
+                }
+                i += 16;
+            }
+        }
+    }
+    i + rest[i..]
+        .iter()
+        .position(|&b| stop(b))
+        .unwrap_or(rest.len() - i)
+}
+
+const TWEET_FIELDS: [&str; 10] = [
+    "id",
+    "text",
+    "created_at",
+    "author",
+    "lang",
+    "source",
+    "retweet_of",
+    "reply_to",
+    "metrics",
+    "v",
+];
+const AUTHOR_FIELDS: [&str; 4] = ["id", "username", "followers", "verified"];
+const METRICS_FIELDS: [&str; 4] = ["likes", "retweets", "replies", "quotes"];
+
+fn borrowed(text: &str) -> Text<'_> {
+    Text(Cow::Borrowed(text))
+}
+
+/// A message in the plain form `Plain` reads, or None: serde_json decides.
+fn plain(text: &str) -> Option<WireTweet<'_>> {
+    let mut reader = Plain { text, at: 0 };
+    let (mut id, mut body, mut created_at) = (None, None, None);
+    let mut wire = WireTweet {
+        id: borrowed(""),
+        text: borrowed(""),
+        created_at: borrowed(""),
+        author: None,
+        lang: None,
+        source: None,
+        retweet_of: None,
+        reply_to: None,
+        metrics: None,
+        v: Integer,
+    };
+    reader.object(&TWEET_FIELDS, |r, field| {
+        match field {
+            0 => id = Some(r.string()?),
+            1 => body = Some(r.string()?),
+            2 => created_at = Some(r.string()?),
+            3 => {
+                let mut author = WireAuthor {
+                    id: None,
+                    username: None,
+                    followers: None,
+                    verified: None,
+                };
+                r.object(&AUTHOR_FIELDS, |r, field| {
+                    match field {
+                        0 => author.id = Some(borrowed(r.string()?)),
+                        1 => author.username = Some(borrowed(r.string()?)),
+                        2 => author.followers = Some(r.unsigned()?),
+                        _ => author.verified = Some(r.boolean()?),
+                    }
+                    Some(())
+                })?;
+                wire.author = Some(Object(author));
+            }
+            4 => wire.lang = Some(borrowed(r.string()?)),
+            5 => wire.source = Some(borrowed(r.string()?)),
+            6 => wire.retweet_of = Some(borrowed(r.string()?)),
+            7 => wire.reply_to = Some(borrowed(r.string()?)),
+            8 => {
+                let mut counts = [None; 4];
+                r.object(&METRICS_FIELDS, |r, field| {
+                    counts[field] = Some(r.unsigned()?);
+                    Some(())
+                })?;
+                let [likes, retweets, replies, quotes] = counts;
+                wire.metrics = Some(Object(WireMetrics {
+                    likes,
+                    retweets,
+                    replies,
+                    quotes,
+                }));
+            }
+            _ => {
+                r.unsigned()?;
+            }
+        }
+        Some(())
+    })?;
+    if reader.peek().is_some() {
+        return None; // trailing bytes
+    }
+    wire.id = borrowed(id?);
+    wire.text = borrowed(body?);
+    wire.created_at = borrowed(created_at?);
+    Some(wire)
+}
+
 /// A message this decoder is sure of, its fields borrowed where they can be.
 struct Sure<'a> {
     wire: WireTweet<'a>,
@@ -327,9 +585,16 @@ fn sure(raw: &[u8], max_bytes: usize) -> Option<Sure<'_>> {
     }
     // valid UTF-8 as a whole (invalid bytes fail parsing anyway: in a string serde_json refuses
     // them, outside one they are no JSON), checked in one pass: then no string is checked alone
-    let mut json = serde_json::Deserializer::from_str(std::str::from_utf8(raw).ok()?);
-    let Object(wire) = Object::<WireTweet<'_>>::deserialize(&mut json).ok()?;
-    json.end().ok()?;
+    let text = std::str::from_utf8(raw).ok()?;
+    let wire = match plain(text) {
+        Some(wire) => wire,
+        None => {
+            let mut json = serde_json::Deserializer::from_str(text);
+            let Object(wire) = Object::<WireTweet<'_>>::deserialize(&mut json).ok()?;
+            json.end().ok()?;
+            wire
+        }
+    };
     let (id, text) = (&wire.id.0, &wire.text.0);
     if id.is_empty() || id.contains('\0') || text.contains('\0') {
         return None;
@@ -493,6 +758,111 @@ pub fn decode_tweets<'py>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn serde(text: &str) -> Option<WireTweet<'_>> {
+        let mut json = serde_json::Deserializer::from_str(text);
+        let Object(wire) = Object::<WireTweet<'_>>::deserialize(&mut json).ok()?;
+        json.end().ok()?;
+        Some(wire)
+    }
+
+    /// Every field as text, to compare two reads.
+    fn shown(wire: &WireTweet<'_>) -> String {
+        let t = |v: &Option<Text<'_>>| v.as_ref().map(|t| t.0.to_string());
+        let author = wire
+            .author
+            .as_ref()
+            .map(|Object(a)| (t(&a.id), t(&a.username), a.followers, a.verified));
+        let metrics = wire
+            .metrics
+            .as_ref()
+            .map(|Object(m)| (m.likes, m.retweets, m.replies, m.quotes));
+        format!(
+            "{:?}",
+            (
+                &wire.id.0,
+                &wire.text.0,
+                &wire.created_at.0,
+                author,
+                t(&wire.lang),
+                t(&wire.source),
+                t(&wire.retweet_of),
+                t(&wire.reply_to),
+                metrics,
+            )
+        )
+    }
+
+    const MOCK: &str = r#"{"id":"2124805152568246603","text":"$BTC ETF inflows looking insane 🔥 #Bitcoin","created_at":"2026-11-23T10:00:00Z","author":{"id":"1486371035951803497","username":"gamblethomas","followers":458,"verified":false},"lang":"en","source":"mock","metrics":{"likes":16,"retweets":3,"replies":1,"quotes":0}}"#;
+
+    #[test]
+    fn string_end_finds_the_first_quote_backslash_or_control_character() {
+        let scalar = |rest: &[u8]| {
+            rest.iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(rest.len())
+        };
+        // every stop byte at every position of messages of 0 to 40 bytes, in ASCII and UTF-8
+        for stop in [b'"', b'\\', 0x00, 0x1F, b'\n'] {
+            for len in 0..40 {
+                for at in 0..=len {
+                    let mut rest: Vec<u8> = "é-a🚀~\x7f".bytes().cycle().take(len).collect();
+                    if at < len {
+                        rest[at] = stop;
+                    }
+                    assert_eq!(string_end(&rest), scalar(&rest), "{rest:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_plain_reader_takes_what_producers_write_as_serde_json_reads_it() {
+        let cases = [
+            MOCK.to_string(),
+            MOCK.replace(",\"", ", \"").replace("\":", "\" :\t"),
+            format!(" \n{MOCK}\r\n"),
+            r#"{"text":"x","created_at":"2026-11-23T10:00:00Z","id":"1","v":1,"retweet_of":"9","reply_to":"8","author":{},"metrics":{}}"#.to_string(),
+            r#"{"id":"1","text":"","created_at":"d","author":{"verified":true,"followers":18446744073709551615}}"#.to_string(),
+            "{\"id\":\"1\",\"text\":\"a\u{7f}é\u{2028}\",\"created_at\":\"d\",\"metrics\":{\"quotes\":0}}".to_string(),
+        ];
+        for case in &cases {
+            let read = plain(case).unwrap_or_else(|| panic!("not plain: {case}"));
+            assert_eq!(shown(&read), shown(&serde(case).unwrap()), "{case}");
+        }
+    }
+
+    #[test]
+    fn the_plain_reader_leaves_everything_else_to_serde_json() {
+        let cases = [
+            MOCK.replace("insane", r"in\u0073ane"),
+            MOCK.replace("insane", r#"in\"sane"#),
+            MOCK.replace("insane", "in\tsane"),
+            MOCK.replace(r#""lang":"en""#, r#""lang":null"#),
+            MOCK.replace("458", "458.0"),
+            MOCK.replace("458", "4e2"),
+            MOCK.replace("458", "0458"),
+            MOCK.replace("458", "-458"),
+            MOCK.replace("458", "18446744073709551616"),
+            MOCK.replace("false", "fals"),
+            MOCK.replace("false", "0"),
+            MOCK.replace(r#""source""#, r#""sauce""#),
+            MOCK.replace(r#""source":"mock""#, r#""source":"mock","lang":"ja""#),
+            MOCK.replace(r#""author":{"#, r#""author":{"id":"x","#),
+            MOCK.replace(r#""id":"2124805152568246603","#, ""),
+            MOCK.replace(r#""quotes":0}"#, r#""quotes":0,}"#),
+            MOCK.replace(r#""id""#, r#""i\u0064""#),
+            format!("{MOCK} x"),
+            format!("[{MOCK}]"),
+            MOCK[..MOCK.len() - 1].to_string(),
+            r#"{"id":"1","text":"t","created_at":"d","v":-1}"#.to_string(),
+            r#"{"id":"1","text":"t","created_at":"d","author":null}"#.to_string(),
+            r#"{"id":"1","text":"t","created_at":"d","metrics":[]}"#.to_string(),
+        ];
+        for case in &cases {
+            assert!(plain(case).is_none(), "{case}");
+        }
+    }
 
     #[test]
     fn dates() {

@@ -85,10 +85,23 @@ impl Lowering {
             out.push_str(text);
             out.make_ascii_lowercase();
         } else {
-            for c in text.chars() {
-                match self.chars.get(&c) {
-                    Some(lower) => out.push_str(lower),
-                    None => out.push(c.to_ascii_lowercase()),
+            // runs of ASCII lowered in place; only the other characters are looked up
+            let mut rest = text;
+            while !rest.is_empty() {
+                let ascii = rest
+                    .bytes()
+                    .position(|b| !b.is_ascii())
+                    .unwrap_or(rest.len());
+                let from = out.len();
+                out.push_str(&rest[..ascii]);
+                out[from..].make_ascii_lowercase();
+                rest = &rest[ascii..];
+                if let Some(c) = rest.chars().next() {
+                    match self.chars.get(&c) {
+                        Some(lower) => out.push_str(lower),
+                        None => out.push(c),
+                    }
+                    rest = &rest[c.len_utf8()..];
                 }
             }
         }

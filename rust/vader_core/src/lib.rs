@@ -81,42 +81,100 @@ fn is_punct(c: char) -> bool {
     c.is_ascii_punctuation()
 }
 
-/// `str.split()`: runs of non-whitespace. Read byte by byte: an ASCII byte is looked up, and a
-/// multi-byte character can be whitespace only when it starts with 0xC2, 0xE1, 0xE2 or 0xE3
-/// (U+0085, U+00A0, U+1680, U+2000..U+205F, U+3000: `is_py_space`), so only those are decoded.
+/// `str.split()`: runs of non-whitespace. A multi-byte character can be whitespace only when
+/// it starts with 0xC2, 0xE1, 0xE2 or 0xE3 (U+0085, U+00A0, U+1680, U+2000..U+205F, U+3000:
+/// `is_py_space`). Sixteen bytes at a time with SSE2 (every x86_64 has it) while none of them
+/// is such a lead byte: a mask of the ASCII whitespace, and a word starts or ends where the mask
+/// changes. Other blocks, and the tail, are read byte by byte, and only characters with those
+/// lead bytes are decoded.
 fn split_py(text: &str) -> Vec<&str> {
     let bytes = text.as_bytes();
     let mut words = Vec::with_capacity(16);
     let mut start: Option<usize> = None;
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        let space = match b {
-            b'\t'..=b'\r' | 0x1C..=b' ' => 1,
-            0..=0x7F => 0,
-            0xC2 | 0xE1..=0xE3 => {
-                // a lead byte: the text is valid UTF-8, so its character is whole here
-                let c = text[i..].chars().next().unwrap_or(' ');
-                if is_py_space(c) {
-                    c.len_utf8()
-                } else {
-                    0
+    /// Bytes from `i` up to `until` (or just past it: a character is read whole), one at a
+    /// time.
+    fn bytewise<'t>(
+        text: &'t str,
+        words: &mut Vec<&'t str>,
+        i: &mut usize,
+        until: usize,
+        start: &mut Option<usize>,
+    ) {
+        let bytes = text.as_bytes();
+        while *i < until {
+            let space = match bytes[*i] {
+                b'\t'..=b'\r' | 0x1C..=b' ' => 1,
+                0xC2 | 0xE1..=0xE3 => {
+                    // a lead byte: the text is valid UTF-8, so its character is whole here
+                    let c = text[*i..].chars().next().unwrap_or(' ');
+                    if is_py_space(c) {
+                        c.len_utf8()
+                    } else {
+                        0
+                    }
                 }
+                _ => 0,
+            };
+            if space > 0 {
+                if let Some(from) = start.take() {
+                    words.push(&text[from..*i]);
+                }
+                *i += space;
+            } else {
+                start.get_or_insert(*i);
+                *i += 1;
             }
-            _ => 0,
-        };
-        if space > 0 {
-            if let Some(from) = start.take() {
-                words.push(&text[from..i]);
-            }
-            i += space;
-        } else {
-            if start.is_none() {
-                start = Some(i);
-            }
-            i += 1;
         }
     }
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8,
+            _mm_or_si128, _mm_set1_epi8, _mm_sub_epi8,
+        };
+        while i + 16 <= bytes.len() {
+            // SAFETY: SSE2 is part of every x86_64 target; the load reads bytes[i..i + 16]
+            let (lead, space) = unsafe {
+                let v = _mm_loadu_si128(bytes.as_ptr().add(i).cast::<__m128i>());
+                // b in lo..=hi (unsigned): (b - lo) wrapped is at most hi - lo
+                let within = |lo: u8, hi: u8| {
+                    let x = _mm_sub_epi8(v, _mm_set1_epi8(lo as i8));
+                    _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8((hi - lo) as i8)), x)
+                };
+                let space = _mm_or_si128(within(b'\t', b'\r'), within(0x1C, b' '));
+                // lead bytes of the multi-byte whitespace: any other byte of 0x80 and up is
+                // part of a word
+                let lead = _mm_or_si128(
+                    _mm_cmpeq_epi8(v, _mm_set1_epi8(0xC2_u8 as i8)),
+                    within(0xE1, 0xE3),
+                );
+                (
+                    _mm_movemask_epi8(lead) as u32,
+                    _mm_movemask_epi8(space) as u32,
+                )
+            };
+            if lead != 0 {
+                let until = i + 16;
+                bytewise(text, &mut words, &mut i, until, &mut start);
+                continue;
+            }
+            // bit p set: byte i + p is whitespace; bit 0 compares with the byte before
+            let before = start.is_none() as u32;
+            let mut changes = (space ^ ((space << 1) | before)) & 0xFFFF;
+            while changes != 0 {
+                let p = changes.trailing_zeros() as usize;
+                if space & (1 << p) == 0 {
+                    start = Some(i + p);
+                } else if let Some(from) = start.take() {
+                    words.push(&text[from..i + p]);
+                }
+                changes &= changes - 1;
+            }
+            i += 16;
+        }
+    }
+    bytewise(text, &mut words, &mut i, bytes.len(), &mut start);
     if let Some(from) = start {
         words.push(&text[from..]);
     }
@@ -355,10 +413,18 @@ impl Engine {
                 // Copy the text between emoji in runs; only non-ASCII characters are looked up.
                 let mut out = String::new();
                 let mut copied = 0;
-                for (index, c) in text.char_indices() {
-                    if c.is_ascii() && self.emoji_ascii_free {
-                        continue;
+                let mut index = 0;
+                while index < text.len() {
+                    if self.emoji_ascii_free {
+                        // no ASCII character is an emoji: skip a run of them at once
+                        index += text.as_bytes()[index..]
+                            .iter()
+                            .position(|b| !b.is_ascii())
+                            .unwrap_or(text.len() - index);
                     }
+                    let Some(c) = text[index..].chars().next() else {
+                        break;
+                    };
                     if let Some(description) = self.emoji_table.get(&c) {
                         if out.is_empty() {
                             out.reserve(text.len() + 64);
@@ -367,6 +433,7 @@ impl Engine {
                         out.push_str(description);
                         copied = index + c.len_utf8();
                     }
+                    index += c.len_utf8();
                 }
                 if copied == 0 {
                     return text.into();
@@ -717,14 +784,37 @@ fn is_emoji_modifier(c: char) -> bool {
 
 /// The crypto analyzer's emoji pass, the same as its regular expression
 /// `[RI]{2} | start [tail]* (ZWJ [^\s\x00-\x7f] [tail]*)*` with each match replaced by
-/// " description " (a flag by " ").
+/// " description " (a flag by " "). Every character a match holds is non-ASCII, and ASCII
+/// characters are kept as they are: runs of ASCII are copied whole, and each run of other
+/// characters is read on its own (`substitute_run`).
 fn crypto_substitute(crypto: &Crypto, text: &str) -> String {
-    let mut chars: Vec<char> = Vec::with_capacity(text.len());
-    chars.extend(text.chars().filter(|&c| !is_emoji_modifier(c)));
     let mut out = String::with_capacity(text.len() + 32);
+    let mut chars: Vec<char> = Vec::new();
+    let mut sequence = String::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let ascii = rest
+            .bytes()
+            .position(|b| !b.is_ascii())
+            .unwrap_or(rest.len());
+        out.push_str(&rest[..ascii]);
+        rest = &rest[ascii..];
+        let other = rest
+            .bytes()
+            .position(|b| b.is_ascii())
+            .unwrap_or(rest.len());
+        chars.clear();
+        chars.extend(rest[..other].chars().filter(|&c| !is_emoji_modifier(c)));
+        substitute_run(crypto, &chars, &mut sequence, &mut out);
+        rest = &rest[other..];
+    }
+    out
+}
+
+/// `crypto_substitute` of a run of non-ASCII characters (modifiers dropped), into `out`.
+fn substitute_run(crypto: &Crypto, chars: &[char], sequence: &mut String, out: &mut String) {
     let n = chars.len();
     let mut i = 0;
-    let mut sequence = String::new();
     while i < n {
         let c = chars[i];
         if is_regional_indicator(c) && i + 1 < n && is_regional_indicator(chars[i + 1]) {
@@ -732,7 +822,7 @@ fn crypto_substitute(crypto: &Crypto, text: &str) -> String {
             i += 2;
             continue;
         }
-        if c.is_ascii() || !crypto.emoji_starts.contains(&c) {
+        if !crypto.emoji_starts.contains(&c) {
             out.push(c);
             i += 1;
             continue;
@@ -741,11 +831,7 @@ fn crypto_substitute(crypto: &Crypto, text: &str) -> String {
         while j < n && is_emoji_tail(chars[j]) {
             j += 1;
         }
-        while j + 1 < n
-            && chars[j] == '\u{200D}'
-            && !chars[j + 1].is_ascii()
-            && !is_py_space(chars[j + 1])
-        {
+        while j + 1 < n && chars[j] == '\u{200D}' && !is_py_space(chars[j + 1]) {
             j += 2;
             while j < n && is_emoji_tail(chars[j]) {
                 j += 1;
@@ -777,7 +863,6 @@ fn crypto_substitute(crypto: &Crypto, text: &str) -> String {
         }
         i = j;
     }
-    out
 }
 
 /// Merges crypto phrases ("to the moon" -> "to_the_moon"); None if nothing was merged.
@@ -1033,4 +1118,36 @@ fn cryptosent_vader_core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(line_breaks, m)?)?;
     m.add("CACHE_LIMIT", CACHE_LIMIT)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_py_splits_as_str_split_across_blocks_of_sixteen_bytes() {
+        // ASCII and multi-byte whitespace and non-whitespace sharing their lead bytes, in texts
+        // of every length up to 300 bytes, so that every piece meets every block boundary
+        let pieces = [
+            "a", "Bc", "word", " ", "  ", "\t", "\n", "\u{1c}", "\u{1f}", "é", "🚀", "\u{85}",
+            "\u{a0}", "\u{a9}", "\u{1680}", "\u{1234}", "\u{2000}", "\u{200a}", "\u{200b}",
+            "\u{2028}", "\u{205f}", "\u{2010}", "\u{3000}", "\u{3001}", "\u{7f}", "!",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            let target = (state >> 33) as usize % 300;
+            while text.len() < target {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                text.push_str(pieces[(state >> 33) as usize % pieces.len()]);
+            }
+            let expected: Vec<&str> = text.split(is_py_space).filter(|w| !w.is_empty()).collect();
+            assert_eq!(split_py(&text), expected, "{text:?}");
+        }
+    }
 }

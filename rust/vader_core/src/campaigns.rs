@@ -30,6 +30,16 @@ const BIN_SHIFT: u32 = 64 - 5; // log2(BINS) top bits pick the bin
 const EMPTY: u64 = u64::MAX;
 const VALUE_MASK: u64 = (1 << BIN_SHIFT) - 1;
 const ROLL: u64 = 0x100000001B3;
+/// ROLL to the power SHINGLE - 1: the weight of a shingle's first code point in its hash.
+const ROLL_OUT: u64 = {
+    let mut power = 1u64;
+    let mut k = 1;
+    while k < SHINGLE {
+        power = power.wrapping_mul(ROLL);
+        k += 1;
+    }
+    power
+};
 const ROW_MULT: [u64; ROWS] = [
     0x9E3779B97F4A7C15,
     0xC2B2AE3D27D4EB4F,
@@ -181,6 +191,9 @@ pub struct CampaignSigner {
     classes: Vec<u8>,
     /// lower-case form per code point, or `ASK_PYTHON`
     lower: Vec<u32>,
+    /// no code point below 256 asks Python: a one-byte-per-character string is lowered by the
+    /// table alone
+    latin1_by_table: bool,
 }
 
 impl CampaignSigner {
@@ -290,13 +303,25 @@ impl CampaignSigner {
     /// The signature row of normalised code points.
     fn row(c: &[u32]) -> Row {
         let mut minhash = [EMPTY; BINS];
-        for w in c.windows(SHINGLE) {
-            let h = w
+        // each shingle's polynomial hash, rolled from the one before (the same value, in
+        // wrapping arithmetic, as folding its code points anew)
+        if c.len() >= SHINGLE {
+            let mut take = |h: u64| {
+                let h = mix(h);
+                let bin = (h >> BIN_SHIFT) as usize;
+                minhash[bin] = minhash[bin].min(h & VALUE_MASK);
+            };
+            let mut h = c[..SHINGLE]
                 .iter()
                 .fold(0u64, |h, &x| h.wrapping_mul(ROLL).wrapping_add(x as u64));
-            let h = mix(h);
-            let bin = (h >> BIN_SHIFT) as usize;
-            minhash[bin] = minhash[bin].min(h & VALUE_MASK);
+            take(h);
+            for (&out, &x) in c.iter().zip(&c[SHINGLE..]) {
+                h = h
+                    .wrapping_sub((out as u64).wrapping_mul(ROLL_OUT))
+                    .wrapping_mul(ROLL)
+                    .wrapping_add(x as u64);
+                take(h);
+            }
         }
         let mut bands = [0u64; BANDS];
         let mut key = 0u64;
@@ -336,6 +361,12 @@ impl CampaignSigner {
         out.clear();
         // SAFETY: the string is alive and immutable while `data` is read
         let done = match unsafe { text.data() }? {
+            PyStringData::Ucs1(s) if self.latin1_by_table => {
+                // one pass of known length, and no surrogate below 256
+                let table = &self.lower[..256];
+                out.extend(s.iter().map(|&c| line_break_to_space(table[c as usize])));
+                return Ok(true);
+            }
             PyStringData::Ucs1(s) => self.lower_each(s.iter().map(|&c| c as u32), out),
             PyStringData::Ucs2(s) => self.lower_each(s.iter().map(|&c| c as u32), out),
             PyStringData::Ucs4(s) => self.lower_each(s.iter().copied(), out),
@@ -397,6 +428,7 @@ impl CampaignSigner {
         }
         Ok(Self {
             classes: classes.to_vec(),
+            latin1_by_table: !lower[..256].contains(&ASK_PYTHON),
             lower,
         })
     }
@@ -1225,5 +1257,37 @@ impl StringTable {
 
     fn __len__(&self) -> usize {
         self.number_of.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rolled_shingle_hashes_give_the_folded_signature() {
+        let folded = |c: &[u32]| {
+            let mut minhash = [EMPTY; BINS];
+            for w in c.windows(SHINGLE) {
+                let h = mix(w
+                    .iter()
+                    .fold(0u64, |h, &x| h.wrapping_mul(ROLL).wrapping_add(x as u64)));
+                let bin = (h >> BIN_SHIFT) as usize;
+                minhash[bin] = minhash[bin].min(h & VALUE_MASK);
+            }
+            minhash
+        };
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        for len in 0..200 {
+            let c: Vec<u32> = (0..len)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    ((state >> 33) % 0x110000) as u32
+                })
+                .collect();
+            assert_eq!(CampaignSigner::row(&c).minhash, folded(&c), "{len}");
+        }
     }
 }

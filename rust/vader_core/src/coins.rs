@@ -1197,19 +1197,20 @@ impl CoinQuick {
                 }
             }
         });
-        let out = PyList::empty(py);
+        // lists made at their length (none grows)
+        let mut out: Vec<Bound<'py, PyAny>> = Vec::with_capacity(decided.len());
         for range in decided {
-            match range {
-                Some((from, to)) => {
-                    let list = PyList::empty(py);
-                    for &t in &tickers[from..to] {
-                        list.append(self.tickers[t as usize].bind(py))?;
-                    }
-                    out.append(list)?;
-                }
-                None => out.append(py.None())?,
-            }
+            out.push(match range {
+                Some((from, to)) => PyList::new(
+                    py,
+                    tickers[from..to]
+                        .iter()
+                        .map(|&t| self.tickers[t as usize].bind(py)),
+                )?
+                .into_any(),
+                None => py.None().into_bound(py),
+            });
         }
-        Ok(out)
+        PyList::new(py, out)
     }
 }

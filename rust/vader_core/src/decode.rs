@@ -649,11 +649,17 @@ pub fn decode_tweets<'py>(
     let (mut verified, mut verified_valid) = (Bits::default(), Bits::default());
     let (mut lang, mut source) = (Strings::default(), Strings::default());
     let (mut retweet_of, mut reply_to) = (Strings::default(), Strings::default());
-    let (texts, ids, authors, langs) = (
-        PyList::empty(py),
-        PyList::empty(py),
-        PyList::empty(py),
-        PyList::empty(py),
+    // the lists' items, made into lists of the right length at the end (no list grows)
+    let (mut texts, mut ids, mut authors, mut langs): (
+        Vec<Bound<'py, PyAny>>,
+        Vec<_>,
+        Vec<_>,
+        Vec<_>,
+    ) = (
+        Vec::with_capacity(raws.len()),
+        Vec::with_capacity(raws.len()),
+        Vec::with_capacity(raws.len()),
+        Vec::with_capacity(raws.len()),
     );
     let mut lang_objects: Map<String, Py<PyString>> = Map::default();
     let values = raws
@@ -695,27 +701,30 @@ pub fn decode_tweets<'py>(
                 "a batch's strings are over 2 GiB: decode it in parts",
             ));
         }
-        texts.append(PyString::new(py, &wire.text.0))?;
-        ids.append(PyString::new(py, &wire.id.0))?;
+        texts.push(PyString::new(py, &wire.text.0).into_any());
+        ids.push(PyString::new(py, &wire.id.0).into_any());
         // the detector's author key: the id, else the username (empty strings do not count)
-        match a_id
-            .filter(|s| !s.is_empty())
-            .or(a_name.filter(|s| !s.is_empty()))
-        {
-            Some(key) => authors.append(PyString::new(py, key))?,
-            None => authors.append(PyString::new(py, &format!("?{}", wire.id.0)))?,
-        }
-        match language {
-            None => langs.append(py.None())?,
+        authors.push(
+            match a_id
+                .filter(|s| !s.is_empty())
+                .or(a_name.filter(|s| !s.is_empty()))
+            {
+                Some(key) => PyString::new(py, key),
+                None => PyString::new(py, &format!("?{}", wire.id.0)),
+            }
+            .into_any(),
+        );
+        langs.push(match language {
+            None => py.None().into_bound(py),
             Some(code) => match lang_objects.get(code) {
-                Some(object) => langs.append(object.bind(py))?,
+                Some(object) => object.bind(py).clone().into_any(),
                 None => {
-                    let object = PyString::new(py, code).unbind();
-                    langs.append(object.bind(py))?;
-                    lang_objects.insert(code.to_owned(), object);
+                    let object = PyString::new(py, code);
+                    lang_objects.insert(code.to_owned(), object.clone().unbind());
+                    object.into_any()
                 }
             },
-        }
+        });
     }
     let n = created.len();
     let columns = PyList::new(
@@ -752,7 +761,16 @@ pub fn decode_tweets<'py>(
             reply_to.to_python(py)?.into_any(),
         ],
     )?;
-    (unsure, n, columns, texts, ids, authors, langs).into_pyobject(py)
+    (
+        unsure,
+        n,
+        columns,
+        PyList::new(py, texts)?,
+        PyList::new(py, ids)?,
+        PyList::new(py, authors)?,
+        PyList::new(py, langs)?,
+    )
+        .into_pyobject(py)
 }
 
 #[cfg(test)]

@@ -88,10 +88,7 @@ impl Lowering {
             // runs of ASCII lowered in place; only the other characters are looked up
             let mut rest = text;
             while !rest.is_empty() {
-                let ascii = rest
-                    .bytes()
-                    .position(|b| !b.is_ascii())
-                    .unwrap_or(rest.len());
+                let ascii = crate::ascii_run(rest);
                 let from = out.len();
                 out.push_str(&rest[..ascii]);
                 out[from..].make_ascii_lowercase();

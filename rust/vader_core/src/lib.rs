@@ -181,6 +181,13 @@ fn split_py(text: &str) -> Vec<&str> {
     words
 }
 
+/// The length of the run of ASCII characters `text` starts with.
+pub(crate) fn ascii_run(text: &str) -> usize {
+    text.bytes()
+        .position(|b| !b.is_ascii())
+        .unwrap_or(text.len())
+}
+
 fn ascii_lower(word: &str) -> String {
     word.to_ascii_lowercase()
 }
@@ -417,10 +424,7 @@ impl Engine {
                 while index < text.len() {
                     if self.emoji_ascii_free {
                         // no ASCII character is an emoji: skip a run of them at once
-                        index += text.as_bytes()[index..]
-                            .iter()
-                            .position(|b| !b.is_ascii())
-                            .unwrap_or(text.len() - index);
+                        index += ascii_run(&text[index..]);
                     }
                     let Some(c) = text[index..].chars().next() else {
                         break;
@@ -793,10 +797,7 @@ fn crypto_substitute(crypto: &Crypto, text: &str) -> String {
     let mut sequence = String::new();
     let mut rest = text;
     while !rest.is_empty() {
-        let ascii = rest
-            .bytes()
-            .position(|b| !b.is_ascii())
-            .unwrap_or(rest.len());
+        let ascii = ascii_run(rest);
         out.push_str(&rest[..ascii]);
         rest = &rest[ascii..];
         let other = rest

@@ -109,7 +109,9 @@ def test_compaction_killed_mid_way_and_rerun_keeps_every_row_once(pipeline: Pipe
     for layer in ("processed", "raw"):
         objects = list_layer(location, layer)
         assert not dead(objects) and all(o.compacted for o in objects), [o.key for o in objects]
-        assert 2 <= len(objects) < 24
+        # merged: fewer objects than the 24 small ones; as few as one when the two hours fall in
+        # a closed day (a run between 00:00 and 04:00 UTC), whose hours become day-level objects
+        assert 1 <= len(objects) < 24
     again = finished(compact(p, "--target-mb", "0.005"))
     assert again.startswith("merged 0 objects into 0"), again
     assert lake_rows(p) == (expected, expected)

@@ -28,11 +28,16 @@ def texts() -> list[str]:
     return [f"{text} {copy}" for copy in range(10) for text in posts]
 
 
+SHARE = 0.15
+"""The least share of its speed the counting thread keeps beside a call that lets the GIL go."""
+
+
 def _share_counted_beside(call: Callable[[], object]) -> float:
     """How fast a Python thread counted while ``call`` ran, as a share of how fast it counts
     while this thread sleeps; the best of three tries (on two cores another test's processes can
-    take the counter's core for a moment: 0.20 once in a full `make test`, 0.5 alone). A call
-    that holds the GIL leaves the counter near 0 in every try."""
+    take the counter's core for a moment: coin matching read 0.42 to 0.51 alone and 0.21 once in
+    a full `make test` on a slow machine, hence the bar at 0.15). A compiled call that holds the
+    GIL leaves the counter near 0 in every try: it never lets the counter's thread run."""
     return max(_share_once(call) for _ in range(3))
 
 
@@ -65,19 +70,19 @@ def test_scoring_lets_the_gil_go(texts: list[str]) -> None:
     assert columns(texts[:100], langs[:100], vader) is not None  # the compiled path
     columns(texts, langs, vader)  # the engines' caches filled: no call back into Python
 
-    assert _share_counted_beside(lambda: columns(texts, langs, vader)) > 0.25
+    assert _share_counted_beside(lambda: columns(texts, langs, vader)) > SHARE
 
 
 def test_coin_matching_lets_the_gil_go(texts: list[str]) -> None:
     coin_mentions_many(texts)
 
-    assert _share_counted_beside(lambda: coin_mentions_many(texts)) > 0.25
+    assert _share_counted_beside(lambda: coin_mentions_many(texts)) > SHARE
 
 
 def test_campaign_signing_lets_the_gil_go(texts: list[str]) -> None:
     assert campaigns._compiled_signer() is not None
 
-    assert _share_counted_beside(lambda: campaigns.sign(texts)) > 0.25
+    assert _share_counted_beside(lambda: campaigns.sign(texts)) > SHARE
 
 
 def test_texts_with_tokens_new_to_the_caches_are_scored_after_the_others_alike() -> None:

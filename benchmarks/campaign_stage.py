@@ -33,7 +33,7 @@ from cryptosent.runtime import Backoff, Retry
 from cryptosent.sinks.database import Database
 from cryptosent.sinks.migrations import migrate
 from cryptosent.sinks.offsets import OffsetStore
-from cryptosent.sinks.postgres import _REVISED, _STAGING, PostgresSink, revise
+from cryptosent.sinks.postgres import SESSION_SETUP, PostgresSink, revise
 from cryptosent.sources.mock import MockGenerator
 from cryptosent.sources.mock_campaigns import CampaignMock
 from cryptosent.stack.manager import Stack
@@ -104,7 +104,7 @@ def run(dsn: str, count: int, batch: int, rate: float) -> None:
     scored: dict[int, ScoredBatch] = {}
     stage = CampaignStage(lambda d: scored[id(d)], detector, peers)
     sink = PostgresSink(
-        Database(dsn, setup=[_STAGING, _REVISED]),
+        Database(dsn, setup=list(SESSION_SETUP)),
         OffsetStore("bench", "bench"),
         Retry(Backoff.exponential(initial=0.5, maximum=1.0)),
     )

@@ -10,7 +10,8 @@ processor does (`transform.Scorer`, then the campaign stage without peers), and 
 fresh migrated database holding ``--stored`` older tweets of today (so indexes have their depth
 and the planner its statistics), batch after batch, one transaction per batch, with the sink's
 own statements by both of its paths: ``copy`` (the fast path: COPY straight into `tweets` in a
-savepoint, the mentions by a second COPY, then the copied rows' measures) and ``guarded`` (COPY
+savepoint, the mentions by a second COPY, then the batch's minute rows, computed in Arrow, by a
+third COPY and one upsert) and ``guarded`` (COPY
 into the staging table, then the insert statement that skips stored keys). Steps: the offsets,
 the COPY, the mentions' COPY (the fast path only), the statement after them (the minute upsert
 and its hourly rollup trigger; the guarded one also inserts the tweets and their mentions), the
@@ -37,6 +38,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from cryptosent import aggregates
 from cryptosent.analysis.campaigns import CampaignDetector
 from cryptosent.batch import ScoredBatch
 from cryptosent.config import Settings
@@ -137,7 +139,7 @@ def connect(url: str) -> psycopg.Connection[Any]:
     """A connection set up as the sink's (`postgres.open_sink`)."""
     conn = psycopg.connect(url)
     conn.execute("set time zone 'UTC'")
-    for statement in (postgres._STAGING, postgres._REVISED, NO_JIT):
+    for statement in (*postgres.SESSION_SETUP, NO_JIT):
         conn.execute(statement.encode())
     conn.commit()
     return conn
@@ -174,7 +176,9 @@ def write_steps(
                 with cur.copy(postgres._COPY_MENTIONS) as copy:
                     copy.write(postgres.to_copy_binary(postgres.mention_rows(batch.table)))
                 step("mentions")
-                cur.execute(postgres._ADD_COPIED).fetchone()
+                with cur.copy(postgres._COPY_MINUTES) as copy:
+                    copy.write(postgres.to_copy_binary(aggregates.minute_rows(batch.table)))
+                cur.execute(postgres._ADD_MINUTES)
         else:
             with cur.copy(postgres._COPY) as copy:
                 copy.write(rows)
@@ -226,6 +230,8 @@ def _parts(plan: dict[str, Any]) -> dict[str, float]:
             visit(child)
 
     visit(plan["Plan"])
+    if not any(out.values()):  # the fast path's upsert of minute rows: no CTEs, all "minutes"
+        out["minutes"] = float(plan["Plan"]["Actual Total Time"])
     out["rollup trigger"] = sum(float(t["Time"]) for t in plan.get("Triggers", []))
     return out
 
@@ -234,7 +240,7 @@ def explain(url: str, batches: list[ScoredBatch], path: str) -> tuple[dict[str, 
     """Executor milliseconds per 1,000 tweets of the parts of the statement after the COPY, and
     the text plan of the last batch."""
     copy, statement = (
-        (postgres._COPY_TWEETS, postgres._ADD_COPIED)
+        (postgres._COPY_TWEETS, postgres._ADD_MINUTES)
         if path == "copy"
         else (postgres._COPY, postgres._INSERT_BATCH)
     )
@@ -250,6 +256,8 @@ def explain(url: str, batches: list[ScoredBatch], path: str) -> tuple[dict[str, 
             if path == "copy":
                 with cur.copy(postgres._COPY_MENTIONS) as writer:
                     writer.write(postgres.to_copy_binary(postgres.mention_rows(batch.table)))
+                with cur.copy(postgres._COPY_MINUTES) as writer:
+                    writer.write(postgres.to_copy_binary(aggregates.minute_rows(batch.table)))
             last = i == len(batches) - 1
             kind = "text" if last else "json"
             rows = cur.execute(f"explain (analyze, buffers, format {kind}) {statement}".encode())

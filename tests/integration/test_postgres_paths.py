@@ -4,15 +4,19 @@ batches, a batch with a repeated id, a batch replayed after it was stored, and r
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
 import psycopg
 import pyarrow as pa
 import pytest
 from conftest import fresh_database
 
+from cryptosent import aggregates
 from cryptosent.analysis.campaigns import CampaignDetector
 from cryptosent.batch import SCHEMA, ScoredBatch
 from cryptosent.config import Settings
@@ -75,7 +79,7 @@ def second_database(settings: Settings, stack: Stack) -> Iterator[str]:
 def _store(url: str, batches: list[ScoredBatch]) -> tuple[list[int], dict[str, list[object]]]:
     """Write the batches with the sink; the new-tweet counts and every table's rows."""
     sink = postgres.PostgresSink(
-        Database(url, setup=[postgres._STAGING, postgres._REVISED]),
+        Database(url, setup=list(postgres.SESSION_SETUP)),
         OffsetStore("paths", "paths"),
         Retry(Backoff.exponential(initial=0.1, maximum=0.2)),
     )
@@ -96,7 +100,7 @@ def test_fast_and_guarded_paths_store_the_same(
     batches = _batches()
     assert sum(len(b.revisions) for b in batches) > 0
     fast_counts, fast_rows = _store(database_url, batches)
-    monkeypatch.setattr(postgres, "copy_new", lambda cur, rows, mentions: False)
+    monkeypatch.setattr(postgres, "copy_new", lambda *args: False)
     guarded_counts, guarded_rows = _store(second_database, batches)
 
     assert fast_counts == guarded_counts == [600, 600, 600, 599, 1, 0]
@@ -137,6 +141,73 @@ def _hard_rows(coins_5: list[str]) -> pa.Table:
         ))
     ]  # fmt: skip
     return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+def _order_sensitive_rows(count: int) -> pa.Table:
+    """Tweets whose sums depend on the order they are added in (compounds of wildly different
+    sizes), with every input at its edges: no or negative or huge follower counts, unscored
+    labels, spam true, false and null, repeated and missing coins, four minutes; ids in no
+    particular order."""
+    rng = random.Random(7)
+    start = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
+    rows = [
+        {
+            "id": f"{rng.randrange(10**9):09d}-{i}",
+            "created_at": start + timedelta(seconds=rng.randrange(240), microseconds=i),
+            "text": "t", "source": "mock", "kafka_partition": 0, "kafka_offset": i,
+            "label": rng.choice(["positive", "neutral", "negative", "unscored"]),
+            "compound": rng.uniform(-1, 1) * 10.0 ** rng.randrange(-12, 3),
+            "vader_label": rng.choice(["positive", "neutral", "negative"]),
+            "vader_compound": rng.uniform(-1, 1) * 10.0 ** rng.randrange(-12, 3),
+            "pos": 0.0, "neu": 1.0, "neg": 0.0, "vader_pos": 0.0, "vader_neu": 1.0,
+            "vader_neg": 0.0,
+            "author_followers": rng.choice([None, -5, 0, 1, 9, 10**rng.randrange(12), 2**63 - 1]),
+            "spam": rng.choice([None, False, False, True]),
+            "coins": rng.choice([[], ["BTC"], ["BTC", "ETH"], ["ETH", "ETH"], ["SOL", "BTC"]]),
+        }
+        for i in range(count)
+    ]  # fmt: skip
+    return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+def _postgres_minutes(conn: psycopg.Connection[tuple[Any, ...]], table: pa.Table) -> list[Any]:
+    """The minute rows PostgreSQL computes for the table's tweets, read in id order as both of the
+    sink's paths read them, by key."""
+    conn.execute("truncate tweets")
+    with conn.cursor() as cur:
+        copy = f"copy tweets ({postgres._COLUMNS}) from stdin with (format binary)"
+        with cur.copy(copy.encode()) as writer:
+            writer.write(postgres.to_copy_binary(table))
+    query = f"""with ins as (select * from tweets order by id)
+        select coin, date_trunc('minute', created_at), {aggregates.computed()}
+        from ins, unnest(coins || '{{*}}'::text[]) as coin group by 1, 2 order by 1, 2"""
+    return conn.execute(query.encode()).fetchall()
+
+
+def test_minute_rows_are_the_sums_postgres_computes_bit_for_bit(database_url: str) -> None:
+    # the fast path adds the batch's minute rows computed in Arrow (`aggregates.minute_rows`),
+    # the guarded path has PostgreSQL compute them (`aggregates.minute_upsert`): both in id order
+    table = _order_sensitive_rows(4000)
+    hard = _hard_rows(["DOT", "DOT"])  # year 1 to 9999, before 1970, the largest bigint
+    with psycopg.connect(database_url) as conn:
+        conn.execute("set time zone 'UTC'")
+        expected = _postgres_minutes(conn, table)
+        expected_hard = _postgres_minutes(conn, hard)
+    got = sorted(tuple(row.values()) for row in aggregates.minute_rows(table).to_pylist())
+    assert len(got) == len(expected) == 4 * 4  # BTC, ETH, SOL and '*' in four minutes
+    for mine, theirs in zip(got, expected, strict=True):
+        assert mine == theirs  # floats to the last bit
+    got_hard = sorted(tuple(row.values()) for row in aggregates.minute_rows(hard).to_pylist())
+    assert got_hard == expected_hard and len(got_hard) == 5 + 7  # 5 minutes, 7 coin rows
+    # the sums do depend on the order: the first minute's '*' row is its compounds added in id
+    # order, and added the other way round, or exactly, they give other bits
+    star = next(row for row in expected if row[0] == "*")
+    rows = zip(table["id"].to_pylist(), table["created_at"].to_pylist(),
+               table["compound"].to_pylist(), strict=True)  # fmt: skip
+    compounds = [c for _, at, c in sorted(rows) if at.replace(second=0, microsecond=0) == star[1]]
+    assert sum(compounds) == star[2 + aggregates.NAMES.index("compound_sum")]
+    assert sum(reversed(compounds)) != sum(compounds)
+    assert math.fsum(compounds) != sum(compounds)
 
 
 def test_binary_copy_stores_what_the_csv_copy_stores(database_url: str) -> None:

@@ -24,7 +24,7 @@ from cryptosent.runtime import Backoff, Retry
 from cryptosent.sinks.database import Database
 from cryptosent.sinks.migrations import migrate
 from cryptosent.sinks.offsets import OffsetStore
-from cryptosent.sinks.postgres import _REVISED, _STAGING, PostgresSink
+from cryptosent.sinks.postgres import SESSION_SETUP, PostgresSink
 from cryptosent.stack.manager import Stack
 from cryptosent.storage import retention
 from cryptosent.storage.retention import DAY, partition_name, retain
@@ -116,7 +116,7 @@ def test_migrations_0007_0008_keep_every_row(empty_database: str) -> None:
 
 
 def sink(url: str) -> PostgresSink:
-    database = Database(url, setup=[_STAGING, _REVISED])
+    database = Database(url, setup=list(SESSION_SETUP))
     return PostgresSink(database, OffsetStore("g", "t"), Retry(Backoff.exponential(0.1, 1.0)))
 
 

@@ -217,7 +217,7 @@ def sink_write_cpu(url: str, version: int, batches: int = 30, size: int = 5000) 
     table = score_tweets(tweets, [0] * size, offsets, get_analyzer("crypto"), get_analyzer("vader"))
     ids = table.schema.get_field_index("id")
     with psycopg.connect(url) as conn:
-        for setup in ("set time zone 'UTC'", postgres._STAGING, postgres._REVISED):
+        for setup in ("set time zone 'UTC'", *postgres.SESSION_SETUP):
             conn.execute(setup)
         conn.commit()
         pid = conn.info.backend_pid

@@ -24,7 +24,7 @@ import io
 import time
 from collections.abc import Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import psycopg
 import psycopg.sql
@@ -104,21 +104,25 @@ select (select count(*) from ins), (select count(*) from mentions),
        (select count(*) from minutes)
 """  # noqa: S608 - column names come from constants, values only through COPY
 
-# The fast path's last step: the rows this transaction copied into `tweets` (found through the
-# stored_xid index every day partition has), in id order as the guarded path's `ins` returns
-# them, so both add the same sums. (Their mentions were copied before it, with no `on conflict`:
-# a stored mention makes the fast path fail like a stored tweet does, and the guarded path then
-# skips it.)
-_ADD_COPIED = f"""
-with ins as (
-    select id, created_at, coins, {", ".join(aggregates.INPUTS)} from tweets
-    where stored_xid = pg_current_xact_id()
-    order by id
-), minutes as (
-    {aggregates.minute_upsert("ins")}
+# The fast path's measures: the batch's minute rows (`aggregates.minute_rows`, the same bits as
+# `minute_upsert` over the rows it copied) copied into a temporary table and added from there, in
+# key order (two processors add to the same minutes in one order, so neither waits on the other
+# in a cycle). PostgreSQL then adds about 100 rows per batch instead of evaluating every measure
+# for every (tweet, coin) row it has just stored: a quarter of its CPU per tweet.
+_MINUTE_DELTA = (
+    "create temp table if not exists minute_delta (like coin_minute) on commit delete rows"
 )
-select (select count(*) from ins), (select count(*) from minutes)
+_MINUTE_COLUMNS = ", ".join(aggregates.MINUTE_SCHEMA.names)
+_COPY_MINUTES = f"copy minute_delta ({_MINUTE_COLUMNS}) from stdin with (format binary)"
+_ADD_MINUTES = f"""
+insert into coin_minute as m ({_MINUTE_COLUMNS})
+select {_MINUTE_COLUMNS} from minute_delta order by coin, minute
+on conflict (coin, minute) do update set {aggregates.added("m")}
 """  # noqa: S608 - column names come from constants, values only through COPY
+
+
+SESSION_SETUP: Final = (_STAGING, _REVISED, _MINUTE_DELTA)
+"""What each of the sink's connections runs once: the temporary tables its statements use."""
 
 
 def to_copy_binary(table: pa.Table, compiled: bool | None = None) -> bytes:
@@ -290,23 +294,29 @@ def store(cur: psycopg.Cursor[Any], table: pa.Table) -> int:
     transaction); how many tweets were new."""
     rows = to_copy_binary(table)
     distinct = pc.count_distinct(table.column("id")).as_py() == len(table)
-    if distinct and copy_new(cur, rows, to_copy_binary(mention_rows(table))):
+    if distinct and copy_new(
+        cur, rows, to_copy_binary(mention_rows(table)),
+        to_copy_binary(aggregates.minute_rows(table)),
+    ):  # fmt: skip
         return len(table)
     return insert_new(cur, rows)
 
 
-def copy_new(cur: psycopg.Cursor[Any], rows: bytes, mentions: bytes) -> bool:
-    """The fast path for rows (`to_copy_binary`) of distinct ids and their coin mentions
-    (`to_copy_binary` of `mention_rows`): copy both straight into `tweets` and `tweet_coins`,
-    then add the rows' measures, in a savepoint; False, with nothing stored, when a row or a
-    mention is already stored."""
+def copy_new(cur: psycopg.Cursor[Any], rows: bytes, mentions: bytes, minutes: bytes) -> bool:
+    """The fast path for rows (`to_copy_binary`) of distinct ids, their coin mentions
+    (`to_copy_binary` of `mention_rows`) and their measures (of `aggregates.minute_rows`): copy
+    the first two straight into `tweets` and `tweet_coins`, then add the measures to
+    `coin_minute`, in a savepoint; False, with nothing stored, when a row or a mention is
+    already stored."""
     try:
         with cur.connection.transaction():  # a savepoint: the caller's transaction is open
             with cur.copy(_COPY_TWEETS) as copy:
                 copy.write(rows)
             with cur.copy(_COPY_MENTIONS) as copy:
                 copy.write(mentions)
-            cur.execute(_ADD_COPIED)
+            with cur.copy(_COPY_MINUTES) as copy:
+                copy.write(minutes)
+            cur.execute(_ADD_MINUTES)
     except psycopg.errors.UniqueViolation:
         return False
     return True
@@ -359,7 +369,5 @@ def revise(cur: psycopg.Cursor[Any], revisions: Sequence[Revision]) -> int:
 
 def open_sink(settings: Settings, retry: Retry) -> PostgresSink:
     """The PostgreSQL sink of the configured database."""
-    database = Database(
-        settings.database_dsn(), setup=[_STAGING, _REVISED, NO_JIT], stop=retry.stop
-    )
+    database = Database(settings.database_dsn(), setup=[*SESSION_SETUP, NO_JIT], stop=retry.stop)
     return PostgresSink(database, OffsetStore(settings.consumer_group, settings.topic), retry)

@@ -44,6 +44,15 @@ type CharMap<V> = std::collections::HashMap<char, V, foldhash::fast::RandomState
 type TextMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 /// A text's index and where it starts and ends in the batch's texts back to back.
 type Span = (usize, usize, usize);
+/// (the first text's index, a later identical text's index): the later row is a copy.
+type Repeat = (usize, usize);
+/// `score_columns`' result: the float columns, the labels, VADER's labels, the fallback texts.
+type ScoreColumns<'py> = (
+    Bound<'py, PyByteArray>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Vec<usize>,
+);
 
 /// What lower-casing needs of Python for a batch, asked before the GIL is let go: Python's
 /// own `lower()` of each non-ASCII character of the texts (Python maps each character on its
@@ -189,8 +198,8 @@ impl Row<'_> {
             None
         };
         let v = values(v);
-        for k in 0..4 {
-            self.floats[(5 + k) * n + i] = v[k];
+        for (k, value) in v.iter().enumerate() {
+            self.floats[(5 + k) * n + i] = *value;
         }
         self.vader_labels[i] = label(v[0]);
         let (scores, code, confidence) = match c {
@@ -205,8 +214,8 @@ impl Row<'_> {
             }
             None => ([0.0, 0.0, 1.0, 0.0], UNSCORED, 0.0),
         };
-        for k in 0..4 {
-            self.floats[k * n + i] = scores[k];
+        for (k, value) in scores.iter().enumerate() {
+            self.floats[k * n + i] = *value;
         }
         self.floats[4 * n + i] = confidence;
         self.labels[i] = code;
@@ -231,12 +240,7 @@ pub fn score_columns<'py>(
     student: &Bound<'py, Student>,
     texts: &Bound<'py, PyList>,
     scorable: &[u8],
-) -> PyResult<(
-    Bound<'py, PyByteArray>,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    Vec<usize>,
-)> {
+) -> PyResult<ScoreColumns<'py>> {
     let (vader, crypto, student) = (vader.get(), crypto.get(), student.get());
     let n = texts.len();
     if scorable.len() != n {
@@ -281,7 +285,7 @@ pub fn score_columns<'py>(
     // (text, where it starts and ends in `all`)
     // a text already in the batch with the same flag (a retweet, a bot farm's copy) is not
     // scored again: its row is copied from the first one's once every first one is scored
-    let (deferred, copies) = py.detach(|| -> PyResult<(Vec<Span>, Vec<(usize, usize)>)> {
+    let (deferred, copies) = py.detach(|| -> PyResult<(Vec<Span>, Vec<Repeat>)> {
         let mut deferred = Vec::new();
         let mut copies = Vec::new();
         let mut first: TextMap<(&str, bool), usize> =

@@ -23,7 +23,7 @@ const TIMESTAMP_US: u8 = 5;
 const STRING_LIST: u8 = 6;
 
 /// A buffer's bytes, or a clear error (pyarrow exports its buffers as signed bytes, format "b").
-fn bytes_of<'a>(buffer: &'a PyBuffer<i8>) -> PyResult<&'a [u8]> {
+fn bytes_of(buffer: &PyBuffer<i8>) -> PyResult<&[u8]> {
     let items = buffer
         .as_slice_ptr()
         .ok_or_else(|| PyValueError::new_err("an Arrow buffer must be contiguous"))?;

@@ -108,8 +108,9 @@ lint: venv  ## ruff lint + format check
 typecheck: venv  ## mypy (strict) on the package
 	$(BIN)/mypy
 
-test-core: vader-core  ## the compiled core's own Rust tests (cargo test)
-	@export PATH="$$PATH:$$HOME/.cargo/bin"; cd $(VADER_CORE) && cargo test --release --locked -q
+test-core: vader-core  ## the compiled core's clippy (warnings fail) and its own Rust tests (cargo test)
+	@export PATH="$$PATH:$$HOME/.cargo/bin"; cd $(VADER_CORE) && \
+		cargo clippy --release --locked -q -- -D warnings && cargo test --release --locked -q
 
 test-unit: venv vader-core test-core  ## unit tests only (no servers)
 	$(BIN)/pytest tests/unit -q
